@@ -1,0 +1,314 @@
+//! Node configuration: one serde tree with a default for every key, read from a TOML
+//! file, then `CIVITAS_<SECTION>_<KEY>` environment variables, then command-line flags.
+//! Unknown keys are errors, never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "CIVITAS_";
+
+/// Everything a node can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// Where the node keeps its state.
+    pub storage: StorageConfig,
+    /// The catalog.
+    pub catalog: CatalogConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on. Default `127.0.0.1:7070`.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413. Default 10 MiB.
+    pub body_limit_bytes: u64,
+    /// How long shutdown waits for in-flight requests before closing. Default 10 s.
+    pub shutdown_grace_seconds: u64,
+    /// Interval of heartbeat lines on `/api/v1/watch`. Default 15 s.
+    pub watch_heartbeat_seconds: u64,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory holding the node's state (the catalog in `catalog.redb`). Created if missing.
+    /// Default `civitas-data` in the working directory.
+    pub data_dir: PathBuf,
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Revisions of change history kept for watches that resume from the past. Default 100,000.
+    pub watch_history_revisions: u64,
+    /// Most writes folded into one durable commit (group commit). Default 256.
+    pub write_batch_max: usize,
+    /// Memory for the store's page cache, in bytes. Default 256 MiB.
+    pub cache_size_bytes: usize,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `civitas_node=debug,info`… `RUST_LOG` overrides it.
+    /// Default `info`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig::default(),
+            storage: StorageConfig::default(),
+            catalog: CatalogConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            body_limit_bytes: 10 * 1024 * 1024,
+            shutdown_grace_seconds: 10,
+            watch_heartbeat_seconds: 15,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("civitas-data") }
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig { watch_history_revisions: 100_000, write_batch_max: 256, cache_size_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+/// Values given as command-line flags; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file, or the file with the environment applied, is not a valid configuration.
+    #[error("invalid configuration{}: {message}", origin.as_ref().map(|o| format!(" in {o}")).unwrap_or_default())]
+    Invalid {
+        /// The file or environment variable at fault, when known.
+        origin: Option<String>,
+        /// What is wrong (names the key).
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `path` (if given), then `CIVITAS_*` variables, then `overrides`.
+    pub fn load(path: Option<&Path>, overrides: ConfigOverrides) -> Result<Config, ConfigError> {
+        Self::load_from(path, std::env::vars(), overrides)
+    }
+
+    /// [`Config::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: ConfigOverrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            None => toml::Table::new(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                let origin = Some(p.display().to_string());
+                let table: toml::Table = text
+                    .parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?;
+                // Check the file alone first, so its errors name the file.
+                Config::deserialize(toml::Value::Table(table.clone()))
+                    .map_err(|e| ConfigError::Invalid { origin, message: e.to_string() })?;
+                table
+            }
+        };
+        apply_env(&mut table, env)?;
+        let mut config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Invalid { origin: Some("the environment".into()), message: e.to_string() })?;
+        if let Some(l) = overrides.listen {
+            config.http.listen = l;
+        }
+        if let Some(d) = overrides.data_dir {
+            config.storage.data_dir = d;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid { origin: None, message: message.into() });
+        if self.http.body_limit_bytes == 0 {
+            return invalid("http.body_limit_bytes must be greater than 0");
+        }
+        if self.http.watch_heartbeat_seconds == 0 {
+            return invalid("http.watch_heartbeat_seconds must be greater than 0");
+        }
+        if self.catalog.write_batch_max == 0 {
+            return invalid("catalog.write_batch_max must be greater than 0");
+        }
+        if self.catalog.watch_history_revisions == 0 {
+            return invalid("catalog.watch_history_revisions must be greater than 0");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, every key with its value (for `--help` text and docs).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config always serializes")
+    }
+}
+
+/// Applies `CIVITAS_<SECTION>_<KEY>` variables over the table, typed like the defaults.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).expect("the default config serializes");
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, default_section)) =
+            defaults.iter().find(|(s, _)| rest.starts_with(&format!("{s}_"))).map(|(s, v)| (s.clone(), v))
+        else {
+            continue; // other CIVITAS_* variables (e.g. CIVITAS_SERVER for the CLI) are not node config
+        };
+        let key = &rest[section.len() + 1..];
+        let origin = Some(var.clone());
+        let Some(default) = default_section.as_table().and_then(|t| t.get(key)) else {
+            let known: Vec<String> = default_section
+                .as_table()
+                .map(|t| t.keys().map(|k| format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), k.to_uppercase())).collect())
+                .unwrap_or_default();
+            return Err(ConfigError::Invalid {
+                origin,
+                message: format!("unknown setting `{section}.{key}`; known: {}", known.join(", ")),
+            });
+        };
+        let value = match default {
+            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: format!("`{section}.{key}` must be an integer, got {raw:?}"),
+            })?),
+            toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: format!("`{section}.{key}` must be true or false, got {raw:?}"),
+            })?),
+            _ => toml::Value::String(raw),
+        };
+        table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Invalid { origin: None, message: format!("`{section}` must be a table") })?
+            .insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civitas.toml");
+        std::fs::write(&file, "[http]\nlisten = \"127.0.0.2:9000\"\nbody_limit_bytes = 5\n").unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.2:9000");
+        assert_eq!(c.http.body_limit_bytes, 5);
+        assert_eq!(c.storage.data_dir, PathBuf::from("civitas-data"));
+
+        let c = Config::load_from(
+            Some(&file),
+            env(&[("CIVITAS_HTTP_BODY_LIMIT_BYTES", "7"), ("CIVITAS_SERVER", "http://x"), ("PATH", "/bin")]),
+            ConfigOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.http.body_limit_bytes, 7);
+
+        let c = Config::load_from(
+            Some(&file),
+            env(&[("CIVITAS_HTTP_LISTEN", "127.0.0.3:1")]),
+            ConfigOverrides { listen: Some("127.0.0.4:2".parse().unwrap()), data_dir: Some("/tmp/x".into()) },
+        )
+        .unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.4:2");
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civitas.toml");
+        std::fs::write(&file, "[http]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("listen_addr") && e.contains("civitas.toml"), "{e}");
+
+        let e = Config::load_from(None, env(&[("CIVITAS_HTTP_LISTN", "x")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CIVITAS_HTTP_LISTN") && e.contains("http.listn"), "{e}");
+
+        let e = Config::load_from(None, env(&[("CIVITAS_HTTP_BODY_LIMIT_BYTES", "ten")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("integer"), "{e}");
+
+        let e = Config::load_from(None, env(&[("CIVITAS_HTTP_LISTEN", "nowhere")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("environment"), "{e}");
+    }
+
+    #[test]
+    fn zero_limits_are_rejected() {
+        let e = Config::load_from(None, env(&[("CIVITAS_HTTP_BODY_LIMIT_BYTES", "0")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("body_limit_bytes"), "{e}");
+    }
+}

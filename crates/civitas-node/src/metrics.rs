@@ -1,0 +1,89 @@
+//! Prometheus metrics of the node: requests and latency per route, catalog state.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `civitas_http_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+/// Labels of `civitas_http_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+/// The node's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+    /// `civitas_catalog_revision`: the catalog's current revision, set at scrape time.
+    pub catalog_revision: Gauge,
+    /// `civitas_catalog_watchers`: open `/api/v1/watch` streams.
+    pub watchers: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("civitas");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by route, method and status", requests.clone());
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs .. ~3.3 s
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers, by route and method",
+            durations.clone(),
+        );
+        let catalog_revision = Gauge::default();
+        registry.register("catalog_revision", "Current revision of the catalog store", catalog_revision.clone());
+        let watchers = Gauge::default();
+        registry.register("catalog_watchers", "Open catalog watch streams", watchers.clone());
+        Metrics { registry, requests, durations, catalog_revision, watchers }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Middleware counting every request and timing it by route template (not raw path,
+/// which would make label values unbounded).
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    metrics.durations.get_or_create(&RouteLabels { route: route.clone(), method: method.clone() }).observe(start.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
+    response
+}

@@ -1,0 +1,137 @@
+//! `civitas`: the one binary of Civitas.
+//!
+//! `civitas serve` runs a node in this process; every other verb is a kubectl-style client
+//! of a node's HTTP API (`--server`, `CIVITAS_SERVER`). This file parses the command line and
+//! dispatches; each verb lives in its own module, HTTP and error rendering in [`client`],
+//! tables and JSON/YAML in [`output`].
+#![forbid(unsafe_code)]
+
+mod apply;
+mod client;
+mod delete;
+mod get;
+mod kind;
+mod output;
+mod search;
+mod serve;
+mod tree;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Civitas: a data and compute fabric for smart cities.
+#[derive(Debug, Parser)]
+#[command(
+    name = "civitas",
+    version,
+    about = "Civitas: a data and compute fabric for smart cities",
+    long_about = "Civitas: a data and compute fabric for smart cities.\n\n\
+                  `civitas serve` runs a node; the other commands talk to a node's HTTP API.",
+    after_help = "\
+Examples:
+  # Run a node
+  civitas serve --data-dir ./civitas-data
+
+  # Load the URBEM example units, instances and sites into it, then look around
+  civitas apply -f examples/urbem
+  civitas get units
+  civitas tree urn:urbem:buildings
+
+  # Talk to another node
+  civitas --server http://10.0.0.7:7070 get sites"
+)]
+struct Cli {
+    /// The node to talk to.
+    #[arg(long, global = true, env = "CIVITAS_SERVER", default_value = "http://127.0.0.1:7070", value_name = "URL")]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Civitas node in this process until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Create or update documents from files, as one all-or-nothing batch.
+    Apply(apply::ApplyArgs),
+    /// Show one document or list the documents of a kind.
+    Get(get::GetArgs),
+    /// Delete a document.
+    Delete(delete::DeleteArgs),
+    /// Show a data unit's dependency tree: views, instances, deployments, sites.
+    Tree(tree::TreeArgs),
+    /// Search documents of every kind by name.
+    Search(search::SearchArgs),
+    /// Follow the node's changes as they happen.
+    Watch(watch::WatchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args);
+    }
+    // A client verb does one request after another: one thread is plenty.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = client::Client::new(&cli.server)?;
+        match &cli.command {
+            Command::Serve(_) => unreachable!("handled above"),
+            Command::Apply(a) => apply::run(&client, a).await,
+            Command::Get(a) => get::run(&client, a).await,
+            Command::Delete(a) => delete::run(&client, a).await,
+            Command::Tree(a) => tree::run(&client, a).await,
+            Command::Search(a) => search::run(&client, a).await,
+            Command::Watch(a) => watch::run(&client, a).await,
+        }
+    })
+}
+
+/// The error and its causes on one line, without repeating a cause that a message already
+/// quotes (many error types put their source in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if text.is_empty() {
+            text = s;
+        } else if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_verb_has_examples() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        for sub in cmd.get_subcommands_mut() {
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Examples:"), "`civitas {}` has no examples", sub.get_name());
+        }
+    }
+}

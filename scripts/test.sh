@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints, then the whole test suite.
+# Used by the README and by CI (.ci/run). Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build outside the clone so CI and fresh clones reuse one target directory.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked --no-fail-fast
