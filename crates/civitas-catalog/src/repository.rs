@@ -167,8 +167,10 @@ impl Catalog {
         if entries.is_empty() {
             return Err(CatalogError::NotFound { kind, name: name.clone(), version: None });
         }
-        let mut versions: Vec<String> =
-            entries.iter().filter_map(|(k, _)| std::str::from_utf8(&k[prefix.len()..]).ok().map(str::to_string)).collect();
+        let mut versions: Vec<String> = entries
+            .iter()
+            .filter_map(|(k, _)| std::str::from_utf8(&k[prefix.len()..]).ok().map(str::to_string))
+            .collect();
         versions.sort_by(|a, b| compare_versions(a, b));
         Ok(versions)
     }
@@ -341,7 +343,9 @@ impl Catalog {
                 if inst.site.is_none() && inst.deployment_instance.is_none() {
                     err(format!("{p}/site"), "an instance needs a `site` or a `deploymentInstance`".into());
                 }
-                if let Some(Document::DataUnit(unit)) = lookup(Kind::DataUnit, &inst.data_unit, docs, batch, reads).await? {
+                if let Some(Document::DataUnit(unit)) =
+                    lookup(Kind::DataUnit, &inst.data_unit, docs, batch, reads).await?
+                {
                     for (j, v) in inst.views.iter().enumerate() {
                         if !unit.views.iter().any(|uv| &uv.name == v) {
                             err(format!("{p}/views/{j}"), format!("unit {} has no view {v}", unit.header.name));

@@ -140,7 +140,8 @@ impl Catalog {
                 }
                 items.push(stored(kind, name, entry)?);
                 if items.len() == limit {
-                    let next = cursor.as_ref().map(|c| String::from_utf8_lossy(&c[keys::DOC_PREFIX.len()..]).into_owned());
+                    let next =
+                        cursor.as_ref().map(|c| String::from_utf8_lossy(&c[keys::DOC_PREFIX.len()..]).into_owned());
                     return Ok(SearchPage { items, next });
                 }
             }

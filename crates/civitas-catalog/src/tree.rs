@@ -157,8 +157,11 @@ impl Catalog {
             && let Document::DeploymentInstance(di) = doc
         {
             site_name = site_name.or(Some(di.site.clone()));
-            deployment =
-                Some(DeploymentNode { name: di_name, deployment_unit: di.deployment_unit.clone(), site: di.site.clone() });
+            deployment = Some(DeploymentNode {
+                name: di_name,
+                deployment_unit: di.deployment_unit.clone(),
+                site: di.site.clone(),
+            });
         }
         let mut site = None;
         if let Some(s) = site_name

@@ -109,9 +109,16 @@ async fn references_must_resolve_and_nothing_is_stored_otherwise() {
     assert!(c.get(Kind::Site, &urn("urn:site:new"), None).await.is_err());
 
     // References inside the same batch resolve, whatever their order.
-    apply(&c, vec![instance("urn:inst:1", "urn:unit:b", "urn:site:b", &["y"]), unit("urn:unit:b", "1", &["y"]), site("urn:site:b")])
-        .await
-        .unwrap();
+    apply(
+        &c,
+        vec![
+            instance("urn:inst:1", "urn:unit:b", "urn:site:b", &["y"]),
+            unit("urn:unit:b", "1", &["y"]),
+            site("urn:site:b"),
+        ],
+    )
+    .await
+    .unwrap();
     let tree = c.tree(&urn("urn:unit:b")).await.unwrap();
     assert_eq!(tree.views[0].instances[0].name, urn("urn:inst:1"));
     assert_eq!(tree.views[0].instances[0].site.as_ref().unwrap().name, urn("urn:site:b"));
@@ -131,13 +138,22 @@ async fn instances_need_a_site_or_deployment_and_links_need_sites() {
 #[tokio::test]
 async fn delete_refuses_referenced_documents_unless_cascading() {
     let (_d, c) = catalog();
-    apply(&c, vec![site("urn:site:a"), unit("urn:unit:a", "1", &["x"]), instance("urn:inst:1", "urn:unit:a", "urn:site:a", &[])])
-        .await
-        .unwrap();
+    apply(
+        &c,
+        vec![
+            site("urn:site:a"),
+            unit("urn:unit:a", "1", &["x"]),
+            instance("urn:inst:1", "urn:unit:a", "urn:site:a", &[]),
+        ],
+    )
+    .await
+    .unwrap();
 
     let e = c.delete(Kind::DataUnit, &urn("urn:unit:a"), false, false).await.unwrap_err();
     match &e {
-        CatalogError::Referenced { referrers, .. } => assert_eq!(referrers, &vec![(Kind::DataInstance, urn("urn:inst:1"))]),
+        CatalogError::Referenced { referrers, .. } => {
+            assert_eq!(referrers, &vec![(Kind::DataInstance, urn("urn:inst:1"))])
+        }
         other => panic!("{other}"),
     }
     // The refusal released its lock: the unit can still gain referrers.
@@ -161,9 +177,16 @@ async fn delete_refuses_referenced_documents_unless_cascading() {
 #[tokio::test]
 async fn a_unit_cannot_drop_a_view_an_instance_serves() {
     let (_d, c) = catalog();
-    apply(&c, vec![site("urn:site:a"), unit("urn:unit:a", "1", &["x", "y"]), instance("urn:inst:1", "urn:unit:a", "urn:site:a", &["x"])])
-        .await
-        .unwrap();
+    apply(
+        &c,
+        vec![
+            site("urn:site:a"),
+            unit("urn:unit:a", "1", &["x", "y"]),
+            instance("urn:inst:1", "urn:unit:a", "urn:site:a", &["x"]),
+        ],
+    )
+    .await
+    .unwrap();
     let e = apply(&c, vec![unit("urn:unit:a", "2", &["y"])]).await.unwrap_err();
     assert_eq!(pointers(&e), vec!["/0/views"]);
     // Dropping a view nobody serves explicitly is fine.
@@ -204,19 +227,36 @@ async fn search_filters_and_pagination() {
     let page = |q: SearchQuery| async move {
         c.search(&q, &Page::default()).await.unwrap().items.into_iter().map(|d| d.name.to_string()).collect::<Vec<_>>()
     };
-    assert_eq!(page(SearchQuery { source_type: Some("NoSQL:MongoDB".into()), ..Default::default() }).await, vec!["urn:buildings:vienna"]);
     assert_eq!(
-        page(SearchQuery { kind: Some(Kind::DataUnit), name_prefix: Some("urn:unit:n1".into()), ..Default::default() }).await.len(),
+        page(SearchQuery { source_type: Some("NoSQL:MongoDB".into()), ..Default::default() }).await,
+        vec!["urn:buildings:vienna"]
+    );
+    assert_eq!(
+        page(SearchQuery { kind: Some(Kind::DataUnit), name_prefix: Some("urn:unit:n1".into()), ..Default::default() })
+            .await
+            .len(),
         10
     );
-    assert_eq!(page(SearchQuery { name_prefix: Some("urn:site:".into()), ..Default::default() }).await, vec!["urn:site:a", "urn:site:b"]);
-    assert_eq!(page(SearchQuery { site: Some(urn("urn:site:b")), ..Default::default() }).await, vec!["urn:inst:v", "urn:site:b"]);
+    assert_eq!(
+        page(SearchQuery { name_prefix: Some("urn:site:".into()), ..Default::default() }).await,
+        vec!["urn:site:a", "urn:site:b"]
+    );
+    assert_eq!(
+        page(SearchQuery { site: Some(urn("urn:site:b")), ..Default::default() }).await,
+        vec!["urn:inst:v", "urn:site:b"]
+    );
     assert_eq!(
         page(SearchQuery { view: Some("blocks".into()), ..Default::default() }).await,
         vec!["urn:inst:v", "urn:buildings:vienna"]
     );
-    assert_eq!(page(SearchQuery { unit: Some(urn("urn:buildings:vienna")), ..Default::default() }).await, vec!["urn:inst:v"]);
-    assert_eq!(page(SearchQuery { text: Some("VIENNA blocks".into()), ..Default::default() }).await, vec!["urn:buildings:vienna"]);
+    assert_eq!(
+        page(SearchQuery { unit: Some(urn("urn:buildings:vienna")), ..Default::default() }).await,
+        vec!["urn:inst:v"]
+    );
+    assert_eq!(
+        page(SearchQuery { text: Some("VIENNA blocks".into()), ..Default::default() }).await,
+        vec!["urn:buildings:vienna"]
+    );
     assert!(page(SearchQuery { text: Some("melbourne".into()), ..Default::default() }).await.is_empty());
 }
 

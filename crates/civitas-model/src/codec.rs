@@ -105,8 +105,17 @@ pub fn check_http_url(s: &str) -> Result<String, String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{s:?} has no host"));
     }
-    if uri.query().is_some() {
-        return Err(format!("{s:?} must not carry a query string"));
+    if uri.query().is_some() || s.contains('#') {
+        return Err(format!("{s:?} must not carry a query string or a fragment"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!("{s:?} must not carry user information; credentials never go in documents"));
+    }
+    if let Some(port) = uri.authority().and_then(|a| a.as_str().rsplit_once(':')).map(|(_, p)| p)
+        && !port.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("{s:?} has an invalid port"));
     }
     Ok(s.trim_end_matches('/').to_string())
 }
@@ -127,9 +136,23 @@ pub(crate) fn put_urns(m: &mut Map<String, Value>, key: &str, urns: &[Urn]) {
     }
 }
 
-/// Inserts `key` only when the map is non-empty.
+/// Inserts `key` only when the map is non-empty, with its keys sorted (see [`sorted`]).
 pub(crate) fn put_map(m: &mut Map<String, Value>, key: &str, map: &Map<String, Value>) {
     if !map.is_empty() {
-        m.insert(key.into(), Value::Object(map.clone()));
+        m.insert(key.into(), sorted(&Value::Object(map.clone())));
+    }
+}
+
+/// A copy of a free-form value with every object's keys in sorted order, so that open
+/// blocks that compare equal (key order does not matter) also encode to equal bytes.
+pub(crate) fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }

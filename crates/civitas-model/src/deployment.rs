@@ -109,7 +109,13 @@ impl DeploymentInstance {
         let endpoint = url_field(r, "endpoint", errs);
         let metainformation = r.opt_map("metainformation", errs);
         r.deny_unknown(errs);
-        Some(DeploymentInstance { header: header?, deployment_unit: deployment_unit?, site: site?, endpoint, metainformation })
+        Some(DeploymentInstance {
+            header: header?,
+            deployment_unit: deployment_unit?,
+            site: site?,
+            endpoint,
+            metainformation,
+        })
     }
 
     pub(crate) fn encode(&self) -> Map<String, Value> {

@@ -286,7 +286,8 @@ impl Document {
     /// deleted while this one exists (unless the delete cascades to it).
     pub fn references(&self) -> Vec<Reference> {
         let mut out = Vec::new();
-        let mut add = |kind: Kind, name: &Urn, pointer: String| out.push(Reference { kind, name: name.clone(), pointer });
+        let mut add =
+            |kind: Kind, name: &Urn, pointer: String| out.push(Reference { kind, name: name.clone(), pointer });
         match self {
             Document::DataUnit(u) => {
                 for (i, d) in u.metainformation.data_units.iter().enumerate() {

@@ -122,9 +122,8 @@ impl UpdateFrequency {
 
     pub(crate) fn decode(value: &Value, pointer: &str, errs: &mut Errors) -> Option<UpdateFrequency> {
         let mut r = ObjectReader::new(value, pointer, errs)?;
-        let period = r.req_str("period", errs).and_then(|p| {
-            Period::parse(&p).map_err(|e| errs.push(&r.at("period"), e)).ok()
-        });
+        let period =
+            r.req_str("period", errs).and_then(|p| Period::parse(&p).map_err(|e| errs.push(&r.at("period"), e)).ok());
         let times = match r.opt_u64("times", errs) {
             None => Some(1),
             Some(0) => {

@@ -76,7 +76,11 @@ impl DataInstance {
             }
         }
         let site = opt_urn_field(r, "site", errs);
-        let deployment_instance = r.opt_str("deploymentInstance", errs).filter(|s| !s.is_empty());
+        // A URN is kept in canonical form; other text (the paper's `Server/Name`) as given.
+        let deployment_instance = r
+            .opt_str("deploymentInstance", errs)
+            .filter(|s| !s.is_empty())
+            .map(|s| Urn::parse(&s).map(|u| u.to_string()).unwrap_or(s));
         let endpoint = url_field(r, "endpoint", errs);
         let role = match r.opt_str("role", errs).as_deref() {
             None | Some("origin") => Some(InstanceRole::Origin),

@@ -48,7 +48,9 @@ impl Urn {
         if nss_segments == 0 {
             return Err(format!("{s:?}: a URN needs a name after its namespace, e.g. `urn:{nid}:vienna`"));
         }
-        Ok(Urn(format!("urn:{rest}")))
+        // RFC 8141: the namespace identifier is case-insensitive; write it in lower case.
+        let nss = &rest[nid.len()..];
+        Ok(Urn(format!("urn:{}{nss}", nid.to_ascii_lowercase())))
     }
 
     /// The URN as text.

@@ -41,8 +41,8 @@ impl SecurityConstraint {
     pub(crate) fn encode(&self) -> Value {
         let mut m = Map::new();
         m.insert("type".into(), json!(self.kind));
-        for (k, v) in &self.parameters {
-            m.insert(k.clone(), v.clone());
+        if let Value::Object(params) = crate::codec::sorted(&Value::Object(self.parameters.clone())) {
+            m.extend(params);
         }
         Value::Object(m)
     }

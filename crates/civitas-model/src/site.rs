@@ -116,7 +116,16 @@ impl Site {
         let capacity = r.raw("capacity").map(|v| Capacity::decode(v, &r.at("capacity"), errs)).unwrap_or_default();
         let prices = r.raw("prices").map(|v| Prices::decode(v, &r.at("prices"), errs)).unwrap_or_default();
         r.deny_unknown(errs);
-        Some(Site { header: header?, tier: tier?, region: region?, jurisdiction, provider, capabilities, capacity, prices })
+        Some(Site {
+            header: header?,
+            tier: tier?,
+            region: region?,
+            jurisdiction,
+            provider,
+            capabilities,
+            capacity,
+            prices,
+        })
     }
 
     pub(crate) fn encode(&self) -> Map<String, Value> {

@@ -17,9 +17,9 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
         })
 }
 
-/// Writes a timestamp in canonical RFC 3339 form, keeping its offset.
+/// Writes a timestamp in canonical RFC 3339 form, in UTC: equal instants give equal text.
 pub fn format_timestamp(t: &Timestamp) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]
@@ -31,7 +31,7 @@ mod tests {
         let a = parse_timestamp(" 2017-01-07 13:04:03 +0100 ").unwrap();
         let b = parse_timestamp("2017-01-07T13:04:03+01:00").unwrap();
         assert_eq!(a, b);
-        assert_eq!(format_timestamp(&a), "2017-01-07T13:04:03+01:00");
+        assert_eq!(format_timestamp(&a), "2017-01-07T12:04:03Z");
         assert!(parse_timestamp("yesterday").is_err());
     }
 }

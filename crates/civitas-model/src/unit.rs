@@ -63,6 +63,12 @@ impl DataUnit {
 
     pub(crate) fn decode(r: &mut ObjectReader<'_>, errs: &mut Errors) -> Option<DataUnit> {
         let header = Header::decode(r, errs);
+        // Views are checked against the unit's name even when another header field is bad,
+        // so that every error is reported at once.
+        let unit_name = header
+            .as_ref()
+            .map(|h| h.name.clone())
+            .or_else(|| r.obj.get("name").and_then(serde_json::Value::as_str).and_then(|s| Urn::parse(s).ok()));
         let meta = match r.raw("metainformation") {
             None => {
                 errs.push(&r.at("metainformation"), "`metainformation` is required (at least its `type`)");
@@ -72,7 +78,7 @@ impl DataUnit {
         };
         let mut views: Vec<View> = Vec::new();
         for (ptr, v) in r.opt_array("views", errs) {
-            let Some(view) = View::decode(v, &ptr, header.as_ref().map(|h| &h.name), errs) else { continue };
+            let Some(view) = View::decode(v, &ptr, unit_name.as_ref(), errs) else { continue };
             if views.iter().any(|other| other.name == view.name) {
                 errs.push(&format!("{ptr}/name"), format!("duplicate view name {}", view.name));
             } else {
@@ -119,8 +125,8 @@ impl UnitMetainformation {
         }
         SecurityConstraint::encode_list(&mut m, &self.security_constraints);
         put_urns(&mut m, "dataUnits", &self.data_units);
-        for (k, v) in &self.extra {
-            m.insert(k.clone(), v.clone());
+        if let Value::Object(extra) = crate::codec::sorted(&Value::Object(self.extra.clone())) {
+            m.extend(extra);
         }
         Value::Object(m)
     }
@@ -131,7 +137,18 @@ impl View {
         let mut r = ObjectReader::new(value, pointer, errs)?;
         let name = r.req_str("name", errs).and_then(|n| {
             let at = r.at("name");
-            let unit = unit?;
+            let Some(unit) = unit else {
+                // The unit's own name is invalid (and reported); still check this one's shape.
+                let shape = if n.to_ascii_lowercase().starts_with("urn:") {
+                    Urn::parse(&n).map(|_| ())
+                } else {
+                    crate::name::check_segment(&n)
+                };
+                if let Err(e) = shape {
+                    errs.push(&at, e);
+                }
+                return None;
+            };
             let parsed = if n.to_ascii_lowercase().starts_with("urn:") {
                 Urn::parse(&n).and_then(|u| {
                     if u.is_child_of(unit) {
@@ -151,16 +168,15 @@ impl View {
             if link.is_empty() {
                 errs.push(&r.at("link"), "must not be empty");
                 None
-            } else if link.split('/').any(|seg| seg == "..") || link.contains('\\') {
-                errs.push(&r.at("link"), "must not contain `..` or `\\`");
+            } else if link_escapes(&link) {
+                errs.push(&r.at("link"), "must not contain `..`, `\\` or their percent-encodings");
                 None
             } else {
                 Some(link)
             }
         });
-        let update_frequency = r
-            .raw("updateFrequency")
-            .and_then(|v| UpdateFrequency::decode(v, &r.at("updateFrequency"), errs));
+        let update_frequency =
+            r.raw("updateFrequency").and_then(|v| UpdateFrequency::decode(v, &r.at("updateFrequency"), errs));
         let size_bytes = r.opt_u64("size", errs);
         let security_constraints = SecurityConstraint::decode_list(&mut r, errs);
         let data_instances = urn_array(&mut r, "dataInstances", errs);
@@ -182,4 +198,15 @@ impl View {
         put_urns(&mut m, "dataInstances", &self.data_instances);
         Value::Object(m)
     }
+}
+
+/// Whether a link could climb out of its endpoint: `..` segments or backslashes, written
+/// plainly or percent-encoded (`%2e%2e`, `%2f`, `%5c`).
+fn link_escapes(link: &str) -> bool {
+    let lower = link.to_ascii_lowercase();
+    lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains('\\')
+        || lower.split(['/', '?', '#']).any(|seg| seg == "..")
 }

@@ -145,13 +145,13 @@ fn listing1_encodes_to_canonical_json_ld() {
         "@type": "DataUnit",
         "name": "urn:buildings:vienna",
         "version": "1.0",
-        "creationDate": "2017-01-07T13:04:03+01:00",
-        "lastUpdate": "2017-01-07T13:04:03+01:00",
+        "creationDate": "2017-01-07T12:04:03Z",
+        "lastUpdate": "2017-01-07T12:04:03Z",
         "metainformation": {
             "type": "nosql:mongodb",
             "schema": "http://sdd.dsg.tuwien.ac.at/urbem/vienna/buildings",
             "securityConstraints": [
-                {"type": "ldap", "url": "10.2.0.112", "dn": "CN=buildings -vienna", "scope": "subtree"}
+                {"type": "ldap", "dn": "CN=buildings -vienna", "scope": "subtree", "url": "10.2.0.112"}
             ],
             "dataUnits": ["urn:networks:vienna"]
         },
@@ -161,7 +161,7 @@ fn listing1_encodes_to_canonical_json_ld() {
                 "link": "/buildingblocks/",
                 "updateFrequency": {"period": "yearly", "times": 1, "fraction": 10, "updateTime": 2300},
                 "size": 10000303,
-                "securityConstraints": [{"type": "ldap", "url": "10.2.0.112", "dn": "CN=buildingblocks -vienna"}],
+                "securityConstraints": [{"type": "ldap", "dn": "CN=buildingblocks -vienna", "url": "10.2.0.112"}],
                 "dataInstances": ["urn:buildings:vienna:buildingblocks"]
             },
             {
@@ -188,8 +188,8 @@ fn listing2_encodes_to_canonical_json_ld() {
         "@type": "DataInstance",
         "name": "urn:buildings:vienna:buildingblocks",
         "version": "1.0",
-        "creationDate": "2017-01-07T13:04:03+01:00",
-        "lastUpdate": "2017-01-07T13:04:03+01:00",
+        "creationDate": "2017-01-07T12:04:03Z",
+        "lastUpdate": "2017-01-07T12:04:03Z",
         "dataUnit": "urn:buildings:vienna",
         "deploymentInstance": "CitizenInformationSystem/DedicatedServer",
         "role": "origin",
@@ -228,7 +228,7 @@ fn listings_decode_as_their_kind_and_as_a_batch() {
 }
 
 #[test]
-fn the_papers_timestamp_and_rfc3339_are_the_same_instant_but_offsets_are_kept() {
+fn the_papers_timestamp_and_rfc3339_are_the_same_instant_and_written_in_utc() {
     let mut rfc = fixture("listing2.json");
     rfc["creationDate"] = json!("2017-01-07T13:04:03+01:00");
     rfc["lastUpdate"] = json!("2017-01-07T13:04:03+01:00");
@@ -254,6 +254,6 @@ fn listing2_text_name_update_date_is_accepted_as_last_update() {
     let d = Document::decode(&v).unwrap();
     assert_eq!(d, decode_fixture("listing2.json"));
     let encoded = d.encode();
-    assert_eq!(encoded["lastUpdate"], "2017-01-07T13:04:03+01:00");
+    assert_eq!(encoded["lastUpdate"], "2017-01-07T12:04:03Z");
     assert!(encoded.get("updateDate").is_none());
 }

@@ -1,6 +1,9 @@
 //! Property tests: valid documents of every kind, written in any accepted input form,
 //! decode and round-trip through the canonical encoding; arbitrary JSON never panics
 //! the decoder.
+//!
+//! Strategies are boxed: unboxed, the nested strategy types of a whole document overflow
+//! the test thread's stack in debug builds.
 
 use chrono::{DateTime, FixedOffset, TimeZone};
 use civitas_model::context::CONTEXT_URL;
@@ -101,12 +104,12 @@ fn u64_input(range: std::ops::RangeInclusive<u64>) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-/// A decimal with up to 3 fraction digits, or a whole number below 2^53: numbers whose
+/// A decimal with up to 3 fraction digits, or a whole number below 10^14: numbers whose
 /// shortest text serde_json parses back exactly (see `canonical_text_keeps_every_float`).
 fn text_safe_f64() -> BoxedStrategy<f64> {
     prop_oneof![
         (0u64..10_000_000, 0u32..4).prop_map(|(n, k)| n as f64 / 10f64.powi(k as i32)),
-        (0u64..(1 << 53)).prop_map(|n| n as f64),
+        (0u64..100_000_000_000_000).prop_map(|n| n as f64),
         Just(0.0),
     ]
     .boxed()
@@ -739,7 +742,7 @@ fn check_round_trip(d: &Document, exact_text: bool) -> Result<(), TestCaseError>
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 384, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn valid_documents_decode_and_round_trip(input in any_document()) {
@@ -790,7 +793,7 @@ proptest! {
     fn mutated_valid_documents_never_panic_the_decoder(
         input in any_document(),
         pick in any::<proptest::sample::Index>(),
-        replacement in arbitrary_json(),
+        replacement in prop_oneof![3 => arbitrary_json(), 1 => Just(Value::Null)],
         delete in any::<bool>(),
     ) {
         let mut all = Vec::new();
@@ -852,7 +855,6 @@ fn check_errors(e: &civitas_model::ValidationErrors) -> Result<(), TestCaseError
 
 /// `Timestamp` equality compares instants, but the encoding keeps the offset.
 #[test]
-#[ignore = "model bug: equal documents (same instant, other offset) give different canonical bytes"]
 fn equal_documents_give_equal_bytes_whatever_the_timestamp_offset() {
     let doc = |t: &str| {
         Document::decode(&json!({
@@ -864,13 +866,12 @@ fn equal_documents_give_equal_bytes_whatever_the_timestamp_offset() {
     let a = doc("2017-01-07T13:04:03+01:00");
     let b = doc("2017-01-07T12:04:03Z");
     assert_eq!(a, b);
-    assert_eq!(a.to_canonical_bytes(), b.to_canonical_bytes());
+    assert_eq!(String::from_utf8(a.to_canonical_bytes()).unwrap(), String::from_utf8(b.to_canonical_bytes()).unwrap());
 }
 
 /// Open maps (metainformation, constraint parameters, deployment) compare without order
 /// but are written in input order.
 #[test]
-#[ignore = "model bug: equal documents (open map keys in another order) give different canonical bytes"]
 fn equal_documents_give_equal_bytes_whatever_the_key_order_of_open_maps() {
     let doc = |meta: Value| {
         Document::decode(&json!({
@@ -881,13 +882,12 @@ fn equal_documents_give_equal_bytes_whatever_the_key_order_of_open_maps() {
     let a = doc(json!({"type": "rest", "entities": 158000, "owner": "city"}));
     let b = doc(json!({"type": "rest", "owner": "city", "entities": 158000}));
     assert_eq!(a, b);
-    assert_eq!(a.to_canonical_bytes(), b.to_canonical_bytes());
+    assert_eq!(String::from_utf8(a.to_canonical_bytes()).unwrap(), String::from_utf8(b.to_canonical_bytes()).unwrap());
 }
 
 /// serde_json is built without `float_roundtrip`, so its text parser can be one ULP off:
 /// a document stored as canonical bytes and read back is then a different document.
 #[test]
-#[ignore = "workspace bug: serde_json needs the `float_roundtrip` feature for lossless canonical text"]
 fn canonical_text_keeps_every_float() {
     let d = Document::decode(&json!({
         "@type": "Site", "name": "urn:site:vienna", "version": "1", "tier": "cloud", "region": "eu-central",
@@ -896,4 +896,12 @@ fn canonical_text_keeps_every_float() {
     .unwrap();
     let reparsed: Value = serde_json::from_slice(&d.to_canonical_bytes()).unwrap();
     assert_eq!(Document::decode(&reparsed).unwrap(), d);
+    // Whole numbers written as floats in open blocks too: 7376464584510372.0 reads back as …371.0.
+    let u = Document::decode(&json!({
+        "@type": "DataUnit", "name": "urn:buildings:vienna", "version": "1",
+        "metainformation": {"type": "rest", "checksum": 7376464584510372.0}
+    }))
+    .unwrap();
+    let reparsed: Value = serde_json::from_slice(&u.to_canonical_bytes()).unwrap();
+    assert_eq!(Document::decode(&reparsed).unwrap(), u);
 }

@@ -29,7 +29,8 @@ fn assert_errors<T: std::fmt::Debug>(result: Result<T, ValidationErrors>, expect
     }
     assert!(
         missing.is_empty() && unmatched.is_empty(),
-        "errors differ\n  expected but not reported: {missing:#?}\n  reported but not expected: {unmatched:#?}\n  all reported: {errors:#?}"
+        "errors differ\n  expected but not reported: {missing:#?}\n  reported but not expected: {unmatched:#?}\n  \
+         all reported: {errors:#?}"
     );
 }
 
@@ -130,7 +131,12 @@ fn link() -> Value {
 }
 
 fn technical_unit() -> Value {
-    json!({"@type": "TechnicalUnit", "name": "urn:tu:buildings-service", "version": "1", "dataUnits": ["urn:buildings:vienna"]})
+    json!({
+        "@type": "TechnicalUnit",
+        "name": "urn:tu:buildings-service",
+        "version": "1",
+        "dataUnits": ["urn:buildings:vienna"]
+    })
 }
 
 fn deployment_unit() -> Value {
@@ -218,19 +224,28 @@ fn type_is_required_and_must_be_known() {
     // Types are case-sensitive, as in JSON-LD.
     assert_decode_errors(&set(unit(), "/@type", json!("dataunit")), &[("/@type", "unknown @type \"dataunit\"")]);
     assert_decode_errors(&set(unit(), "/@type", json!(5)), &[("/@type", "expected a string, found a number")]);
-    assert_decode_errors(&set(unit(), "/@type", json!(["DataUnit"])), &[("/@type", "expected a string, found an array")]);
+    assert_decode_errors(
+        &set(unit(), "/@type", json!(["DataUnit"])),
+        &[("/@type", "expected a string, found an array")],
+    );
 }
 
 #[test]
 fn type_must_match_the_kind_expected_by_decode_as() {
-    assert_errors(Document::decode_as(&site(), Kind::DataUnit), &[("/@type", "expected a DataUnit here, found a Site")]);
+    assert_errors(
+        Document::decode_as(&site(), Kind::DataUnit),
+        &[("/@type", "expected a DataUnit here, found a Site")],
+    );
     assert_errors(
         Document::decode_as(&unit(), Kind::DataInstance),
         &[("/@type", "expected a DataInstance here, found a DataUnit")],
     );
     assert_errors(
         Document::decode_many(&json!([site(), unit(), link()]), Some(Kind::Site)),
-        &[("/1/@type", "expected a Site here, found a DataUnit"), ("/2/@type", "expected a Site here, found a SiteLink")],
+        &[
+            ("/1/@type", "expected a Site here, found a DataUnit"),
+            ("/2/@type", "expected a Site here, found a SiteLink"),
+        ],
     );
     // Without `@type`, the expected kind is taken; the output names it.
     let d = Document::decode_as(&remove(site(), "/@type"), Kind::Site).unwrap();
@@ -238,10 +253,14 @@ fn type_must_match_the_kind_expected_by_decode_as() {
     assert_eq!(d.encode()["@type"], "Site");
     assert_errors(
         Document::decode_as(&remove(site(), "/@type"), Kind::DataUnit),
-        &[("/metainformation", "`metainformation` is required"), ("/tier", "unknown field `tier`"), (
-            "/region",
-            "unknown field `region`",
-        ), ("/capabilities", "unknown field"), ("/capacity", "unknown field"), ("/prices", "unknown field")],
+        &[
+            ("/metainformation", "`metainformation` is required"),
+            ("/tier", "unknown field `tier`"),
+            ("/region", "unknown field `region`"),
+            ("/capabilities", "unknown field"),
+            ("/capacity", "unknown field"),
+            ("/prices", "unknown field"),
+        ],
     );
 }
 
@@ -276,7 +295,10 @@ fn missing_required_fields_are_all_reported() {
             ("/metainformation", "`metainformation` is required (at least its `type`)"),
         ],
     );
-    assert_decode_errors(&set(unit(), "/metainformation", json!({})), &[("/metainformation/type", "`type` is required")]);
+    assert_decode_errors(
+        &set(unit(), "/metainformation", json!({})),
+        &[("/metainformation/type", "`type` is required")],
+    );
     assert_decode_errors(
         &set(unit(), "/metainformation/type", json!("  ")),
         &[("/metainformation/type", "must not be empty")],
@@ -311,36 +333,148 @@ fn mistyped_fields_each_report_their_own_error() {
         (set(unit(), "/views/0", json!("blocks")), "/views/0", "expected an object, found a string"),
         (set(unit(), "/views/0/name", json!(7)), "/views/0/name", "expected a string, found a number"),
         (set(unit(), "/views/0/link", json!(["/blocks"])), "/views/0/link", "expected a string, found an array"),
-        (set(unit(), "/views/0/size", json!("ten")), "/views/0/size", "expected a non-negative integer, found the string \"ten\""),
-        (set(unit(), "/views/0/size", json!(-3)), "/views/0/size", "expected a non-negative integer, found the number -3"),
-        (set(unit(), "/views/0/size", json!(1.5)), "/views/0/size", "expected a non-negative integer, found the number 1.5"),
+        (
+            set(unit(), "/views/0/size", json!("ten")),
+            "/views/0/size",
+            "expected a non-negative integer, found the string \"ten\"",
+        ),
+        (
+            set(unit(), "/views/0/size", json!(-3)),
+            "/views/0/size",
+            "expected a non-negative integer, found the number -3",
+        ),
+        (
+            set(unit(), "/views/0/size", json!(1.5)),
+            "/views/0/size",
+            "expected a non-negative integer, found the number 1.5",
+        ),
         (set(unit(), "/views/0/size", json!({})), "/views/0/size", "expected a non-negative integer, found an object"),
-        (set(unit(), "/views/0/updateFrequency", json!("yearly")), "/views/0/updateFrequency", "expected an object, found a string"),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!(-5)), "/views/0/updateFrequency/fraction", "must be a finite number >= 0"),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!("-5")), "/views/0/updateFrequency/fraction", "must be a finite number >= 0"),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!(150)), "/views/0/updateFrequency/fraction", "is a percentage and must be between 0 and 100"),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!("ten")), "/views/0/updateFrequency/fraction", "expected a number, found the string \"ten\""),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!("NaN")), "/views/0/updateFrequency/fraction", "must be a finite number >= 0"),
-        (set(unit(), "/views/0/updateFrequency/fraction", json!(true)), "/views/0/updateFrequency/fraction", "expected a number, found a boolean"),
-        (set(unit(), "/views/0/updateFrequency/times", json!(0)), "/views/0/updateFrequency/times", "must be at least 1"),
-        (set(unit(), "/views/0/updateFrequency/times", json!("0")), "/views/0/updateFrequency/times", "must be at least 1"),
-        (set(unit(), "/views/0/updateFrequency/times", json!(5_000_000_000u64)), "/views/0/updateFrequency/times", "is too large"),
-        (set(unit(), "/views/0/updateFrequency/times", json!("twice")), "/views/0/updateFrequency/times", "expected a non-negative integer, found the string \"twice\""),
-        (set(unit(), "/views/0/updateFrequency/period", json!("often")), "/views/0/updateFrequency/period", "\"often\" is not a period"),
-        (set(unit(), "/views/0/updateFrequency/period", json!("PT0S")), "/views/0/updateFrequency/period", "\"PT0S\" is not a period"),
-        (set(unit(), "/views/0/updateFrequency/period", json!("P1H")), "/views/0/updateFrequency/period", "is not a period"),
-        (set(unit(), "/views/0/updateFrequency/period", json!(365)), "/views/0/updateFrequency/period", "expected a string, found a number"),
+        (
+            set(unit(), "/views/0/updateFrequency", json!("yearly")),
+            "/views/0/updateFrequency",
+            "expected an object, found a string",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!(-5)),
+            "/views/0/updateFrequency/fraction",
+            "must be a finite number >= 0",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!("-5")),
+            "/views/0/updateFrequency/fraction",
+            "must be a finite number >= 0",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!(150)),
+            "/views/0/updateFrequency/fraction",
+            "is a percentage and must be between 0 and 100",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!("ten")),
+            "/views/0/updateFrequency/fraction",
+            "expected a number, found the string \"ten\"",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!("NaN")),
+            "/views/0/updateFrequency/fraction",
+            "must be a finite number >= 0",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/fraction", json!(true)),
+            "/views/0/updateFrequency/fraction",
+            "expected a number, found a boolean",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/times", json!(0)),
+            "/views/0/updateFrequency/times",
+            "must be at least 1",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/times", json!("0")),
+            "/views/0/updateFrequency/times",
+            "must be at least 1",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/times", json!(5_000_000_000u64)),
+            "/views/0/updateFrequency/times",
+            "is too large",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/times", json!("twice")),
+            "/views/0/updateFrequency/times",
+            "expected a non-negative integer, found the string \"twice\"",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/period", json!("often")),
+            "/views/0/updateFrequency/period",
+            "\"often\" is not a period",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/period", json!("PT0S")),
+            "/views/0/updateFrequency/period",
+            "\"PT0S\" is not a period",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/period", json!("P1H")),
+            "/views/0/updateFrequency/period",
+            "is not a period",
+        ),
+        (
+            set(unit(), "/views/0/updateFrequency/period", json!(365)),
+            "/views/0/updateFrequency/period",
+            "expected a string, found a number",
+        ),
         (remove(unit(), "/views/0/updateFrequency/period"), "/views/0/updateFrequency/period", "`period` is required"),
-        (set(unit(), "/views/0/updateFrequency/updateTime", json!("soon")), "/views/0/updateFrequency/updateTime", "expected a number, found the string \"soon\""),
-        (set(unit(), "/views/0/securityConstraints", json!({"type": "ldap"})), "/views/0/securityConstraints", "expected an array, found an object"),
-        (set(unit(), "/views/0/securityConstraints", json!(["ldap"])), "/views/0/securityConstraints/0", "expected an object, found a string"),
-        (set(unit(), "/views/0/securityConstraints", json!([{"url": "ldap://x"}])), "/views/0/securityConstraints/0/type", "`type` is required"),
-        (set(unit(), "/views/0/securityConstraints", json!([{"type": ""}])), "/views/0/securityConstraints/0/type", "must not be empty"),
-        (set(unit(), "/views/0/dataInstances", json!("urn:instance:a")), "/views/0/dataInstances", "expected an array, found a string"),
-        (set(unit(), "/views/0/dataInstances", json!([5])), "/views/0/dataInstances/0", "expected a string, found a number"),
-        (set(unit(), "/metainformation/schema", json!(5)), "/metainformation/schema", "expected a string, found a number"),
-        (set(unit(), "/metainformation/dataUnits", json!("urn:networks:vienna")), "/metainformation/dataUnits", "expected an array, found a string"),
-        (set(unit(), "/metainformation/securityConstraints", json!("ldap")), "/metainformation/securityConstraints", "expected an array, found a string"),
+        (
+            set(unit(), "/views/0/updateFrequency/updateTime", json!("soon")),
+            "/views/0/updateFrequency/updateTime",
+            "expected a number, found the string \"soon\"",
+        ),
+        (
+            set(unit(), "/views/0/securityConstraints", json!({"type": "ldap"})),
+            "/views/0/securityConstraints",
+            "expected an array, found an object",
+        ),
+        (
+            set(unit(), "/views/0/securityConstraints", json!(["ldap"])),
+            "/views/0/securityConstraints/0",
+            "expected an object, found a string",
+        ),
+        (
+            set(unit(), "/views/0/securityConstraints", json!([{"url": "ldap://x"}])),
+            "/views/0/securityConstraints/0/type",
+            "`type` is required",
+        ),
+        (
+            set(unit(), "/views/0/securityConstraints", json!([{"type": ""}])),
+            "/views/0/securityConstraints/0/type",
+            "must not be empty",
+        ),
+        (
+            set(unit(), "/views/0/dataInstances", json!("urn:instance:a")),
+            "/views/0/dataInstances",
+            "expected an array, found a string",
+        ),
+        (
+            set(unit(), "/views/0/dataInstances", json!([5])),
+            "/views/0/dataInstances/0",
+            "expected a string, found a number",
+        ),
+        (
+            set(unit(), "/metainformation/schema", json!(5)),
+            "/metainformation/schema",
+            "expected a string, found a number",
+        ),
+        (
+            set(unit(), "/metainformation/dataUnits", json!("urn:networks:vienna")),
+            "/metainformation/dataUnits",
+            "expected an array, found a string",
+        ),
+        (
+            set(unit(), "/metainformation/securityConstraints", json!("ldap")),
+            "/metainformation/securityConstraints",
+            "expected an array, found a string",
+        ),
         (set(unit(), "/creationDate", json!("yesterday")), "/creationDate", "\"yesterday\" is not a timestamp"),
         (set(unit(), "/lastUpdate", json!(1483790643)), "/lastUpdate", "expected a string, found a number"),
         (set(unit(), "/version", json!("")), "/version", "a version must not be empty"),
@@ -405,23 +539,21 @@ fn many_errors_in_one_document_are_all_reported_at_once() {
     assert!(text.contains("; /views/3/udpateFrequency: unknown field `udpateFrequency`"), "{text}");
 }
 
-/// Known model bug: `DataUnit::decode` checks view names against the unit's name only
-/// when the whole header decoded, so a bad `version` hides every view-name error
-/// (duplicates, namespace, path tricks) until it is fixed. Un-ignore once fixed.
+/// Known model bug: `DataUnit::decode` checks view names against the unit's name only when
+/// the whole header decoded, so a bad `version` hides the duplicate-name and namespace errors
+/// of its views until it is fixed (their shape is checked). Un-ignore once fixed.
 #[test]
-#[ignore = "model bug: a bad unit version hides view-name errors (src/unit.rs, View::decode gets no unit name)"]
 fn view_name_errors_are_reported_even_when_the_version_is_bad() {
-    let doc = set(
-        set(set(unit(), "/version", json!("1 0")), "/views/0/name", json!("a/b")),
-        "/views/4",
-        json!({"name": "buildings", "link": "/b2"}),
-    );
+    let mut doc = set(set(unit(), "/version", json!("1 0")), "/views/0/name", json!("a/b"));
+    doc = set(doc, "/views/4", json!({"name": "buildings", "link": "/b2"}));
+    doc = set(doc, "/views/5", json!({"name": "urn:buildings:graz:x", "link": "/x"}));
     assert_decode_errors(
         &doc,
         &[
             ("/version", "character ' ' is not allowed in a version"),
             ("/views/0/name", "character '/' is not allowed"),
             ("/views/4/name", "duplicate view name urn:buildings:vienna:buildings"),
+            ("/views/5/name", "is not inside its unit's namespace"),
         ],
     );
 }
@@ -446,11 +578,8 @@ fn duplicate_view_names_are_rejected_even_when_written_differently() {
         ("urn:buildings:vienna:blocks", " URN:buildings:vienna:blocks "),
         ("blocks", " blocks"),
     ] {
-        let doc = set(
-            set(unit(), "/views/0/name", json!(first)),
-            "/views/4",
-            json!({"name": second, "link": "/other"}),
-        );
+        let doc =
+            set(set(unit(), "/views/0/name", json!(first)), "/views/4", json!({"name": second, "link": "/other"}));
         assert_decode_errors(&doc, &[("/views/4/name", "duplicate view name urn:buildings:vienna:blocks")]);
     }
     // Two duplicates of one view: both reported.
@@ -459,10 +588,7 @@ fn duplicate_view_names_are_rejected_even_when_written_differently() {
         "/views/5",
         json!({"name": "urn:buildings:vienna:blocks", "link": "/c"}),
     );
-    assert_decode_errors(
-        &doc,
-        &[("/views/4/name", "duplicate view name"), ("/views/5/name", "duplicate view name")],
-    );
+    assert_decode_errors(&doc, &[("/views/4/name", "duplicate view name"), ("/views/5/name", "duplicate view name")]);
 }
 
 #[test]
@@ -507,10 +633,12 @@ fn view_names_and_links_cannot_play_path_tricks() {
         assert_decode_errors(&set(unit(), "/views/0/name", json!(name)), &[("/views/0/name", message)]);
     }
     for (link, message) in [
-        ("/../etc", "must not contain `..` or `\\`"),
+        ("/../etc", "must not contain `..`"),
         ("..", "must not contain `..`"),
         ("/a/ .. /b", "must not contain `..`"),
-        ("\\blocks", "must not contain `..` or `\\`"),
+        ("\\blocks", "must not contain `..`"),
+        ("/%2e%2e/etc", "percent-encodings"),
+        ("/a%2Fb", "percent-encodings"),
         ("", "must not be empty"),
         (" ", "must not be empty"),
     ] {
@@ -584,7 +712,10 @@ fn unknown_fields_are_errors_not_silently_ignored() {
         &[("/views/0/updateFrequency/fractoin", "unknown field `fractoin`")],
     );
     assert_decode_errors(&set(site(), "/capacity/cpus", json!(4)), &[("/capacity/cpus", "unknown field `cpus`")]);
-    assert_decode_errors(&set(site(), "/prices/cpuHours", json!(1)), &[("/prices/cpuHours", "unknown field `cpuHours`")]);
+    assert_decode_errors(
+        &set(site(), "/prices/cpuHours", json!(1)),
+        &[("/prices/cpuHours", "unknown field `cpuHours`")],
+    );
     assert_decode_errors(&set(link(), "/latency", json!(150)), &[("/latency", "unknown field `latency`")]);
     assert_decode_errors(&set(instance(), "/sites", json!([])), &[("/sites", "unknown field `sites`")]);
     assert_decode_errors(&set(deployment_instance(), "/host", json!("h")), &[("/host", "unknown field `host`")]);
@@ -597,9 +728,13 @@ fn unknown_fields_are_errors_not_silently_ignored() {
 #[test]
 fn open_blocks_keep_extra_fields_instead() {
     // metainformation, security constraints and the free maps of instances and deployments are open.
-    let doc = set(set(unit(), "/metainformation/entities", json!(158000)), "/views/0/securityConstraints", json!([
-        {"type": "OAuth", "authority": "https://auth.example", "scopes": ["read"]}
-    ]));
+    let doc = set(
+        set(unit(), "/metainformation/entities", json!(158000)),
+        "/views/0/securityConstraints",
+        json!([
+            {"type": "OAuth", "authority": "https://auth.example", "scopes": ["read"]}
+        ]),
+    );
     let Document::DataUnit(u) = assert_valid(&doc) else { panic!("a unit") };
     assert_eq!(u.metainformation.extra["entities"], 158000);
     assert_eq!(u.views[0].security_constraints[0].kind, "oauth");
@@ -640,7 +775,10 @@ fn an_ldap_constraint_needs_a_url_and_a_dn() {
 
 #[test]
 fn site_fields_are_checked() {
-    assert_decode_errors(&set(site(), "/tier", json!("mist")), &[("/tier", "\"mist\" is not a tier: use edge, fog or cloud")]);
+    assert_decode_errors(
+        &set(site(), "/tier", json!("mist")),
+        &[("/tier", "\"mist\" is not a tier: use edge, fog or cloud")],
+    );
     assert_decode_errors(&set(site(), "/tier", json!(1)), &[("/tier", "expected a string, found a number")]);
     assert_decode_errors(&remove(site(), "/tier"), &[("/tier", "`tier` is required")]);
     assert_decode_errors(&remove(site(), "/region"), &[("/region", "`region` is required")]);
@@ -651,7 +789,10 @@ fn site_fields_are_checked() {
             &[("/prices/currency", &format!("{bad:?} is not an ISO 4217 code such as EUR") as &str)],
         );
     }
-    assert_decode_errors(&set(site(), "/prices/cpuHour", json!(-0.1)), &[("/prices/cpuHour", "must be a finite number >= 0")]);
+    assert_decode_errors(
+        &set(site(), "/prices/cpuHour", json!(-0.1)),
+        &[("/prices/cpuHour", "must be a finite number >= 0")],
+    );
     assert_decode_errors(&set(site(), "/prices", json!("cheap")), &[("/prices", "expected an object, found a string")]);
     assert_decode_errors(&set(site(), "/capacity", json!(4)), &[("/capacity", "expected an object, found a number")]);
     assert_decode_errors(
@@ -662,9 +803,16 @@ fn site_fields_are_checked() {
         &set(site(), "/capabilities", json!(["TEE", "gpu", "tee", ""])),
         &[("/capabilities/2", "capability \"tee\" is listed twice"), ("/capabilities/3", "must not be empty")],
     );
-    assert_decode_errors(&set(site(), "/capabilities", json!("tee")), &[("/capabilities", "expected an array, found a string")]);
+    assert_decode_errors(
+        &set(site(), "/capabilities", json!("tee")),
+        &[("/capabilities", "expected an array, found a string")],
+    );
     // All of a site's problems at once.
-    let doc = set(set(set(site(), "/tier", json!("mist")), "/prices/currency", json!("EURO")), "/capacity/cpuCores", json!(-1));
+    let doc = set(
+        set(set(site(), "/tier", json!("mist")), "/prices/currency", json!("EURO")),
+        "/capacity/cpuCores",
+        json!(-1),
+    );
     assert_decode_errors(
         &doc,
         &[("/tier", "is not a tier"), ("/prices/currency", "is not an ISO 4217 code"), ("/capacity/cpuCores", ">= 0")],
@@ -673,7 +821,10 @@ fn site_fields_are_checked() {
 
 #[test]
 fn a_site_link_joins_two_different_sites() {
-    assert_decode_errors(&set(link(), "/to", json!("urn:site:vienna")), &[("/to", "a link must join two different sites")]);
+    assert_decode_errors(
+        &set(link(), "/to", json!("urn:site:vienna")),
+        &[("/to", "a link must join two different sites")],
+    );
     // The same site written two ways is still the same site.
     assert_decode_errors(
         &set(link(), "/to", json!(" URN:site:vienna ")),
@@ -690,10 +841,16 @@ fn a_site_link_joins_two_different_sites() {
 fn site_link_figures_are_checked() {
     assert_decode_errors(&remove(link(), "/latencyMs"), &[("/latencyMs", "`latencyMs` is required")]);
     assert_decode_errors(&set(link(), "/latencyMs", json!("-1")), &[("/latencyMs", "must be a finite number >= 0")]);
-    assert_decode_errors(&set(link(), "/latencyMs", json!("slow")), &[("/latencyMs", "expected a number, found the string \"slow\"")]);
+    assert_decode_errors(
+        &set(link(), "/latencyMs", json!("slow")),
+        &[("/latencyMs", "expected a number, found the string \"slow\"")],
+    );
     assert_decode_errors(&set(link(), "/bandwidthMbps", json!(0)), &[("/bandwidthMbps", "must be greater than 0")]);
     assert_decode_errors(&set(link(), "/egressPricePerGb", json!(-1)), &[("/egressPricePerGb", ">= 0")]);
-    assert_decode_errors(&set(link(), "/bidirectional", json!("yes")), &[("/bidirectional", "expected a boolean, found a string")]);
+    assert_decode_errors(
+        &set(link(), "/bidirectional", json!("yes")),
+        &[("/bidirectional", "expected a boolean, found a string")],
+    );
     assert_decode_errors(&remove(link(), "/from"), &[("/from", "`from` is required")]);
 }
 
@@ -726,7 +883,10 @@ fn instance_views_must_belong_to_its_unit() {
             ("/views/2", "expected a string, found a number"),
         ],
     );
-    assert_decode_errors(&set(instance(), "/views", json!("blocks")), &[("/views", "expected an array, found a string")]);
+    assert_decode_errors(
+        &set(instance(), "/views", json!("blocks")),
+        &[("/views", "expected an array, found a string")],
+    );
 }
 
 #[test]
@@ -737,7 +897,10 @@ fn instance_fields_are_checked() {
         &[("/role", "\"primary\" is not a role: use `origin` or `replica`")],
     );
     assert_decode_errors(&set(instance(), "/role", json!(true)), &[("/role", "expected a string, found a boolean")]);
-    assert_decode_errors(&set(instance(), "/deploymentInstance", json!(5)), &[("/deploymentInstance", "expected a string")]);
+    assert_decode_errors(
+        &set(instance(), "/deploymentInstance", json!(5)),
+        &[("/deploymentInstance", "expected a string")],
+    );
 }
 
 #[test]
@@ -754,7 +917,10 @@ fn endpoints_are_absolute_http_urls() {
         assert_decode_errors(&set(instance(), "/endpoint", json!(endpoint)), &[("/endpoint", message)]);
         assert_decode_errors(&set(deployment_instance(), "/endpoint", json!(endpoint)), &[("/endpoint", message)]);
     }
-    assert_decode_errors(&set(instance(), "/endpoint", json!(8091)), &[("/endpoint", "expected a string, found a number")]);
+    assert_decode_errors(
+        &set(instance(), "/endpoint", json!(8091)),
+        &[("/endpoint", "expected a string, found a number")],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,19 +934,31 @@ fn a_deployment_unit_needs_at_least_one_site() {
     assert_decode_errors(&set(deployment_unit(), "/sites", json!([])), &[("/sites", message)]);
     // A list of only bad names reports the names, not a second error.
     assert_decode_errors(&set(deployment_unit(), "/sites", json!(["melbourne"])), &[("/sites/0", "is not a URN")]);
-    assert_decode_errors(&set(deployment_unit(), "/sites", json!("urn:site:melbourne")), &[("/sites", "expected an array")]);
+    assert_decode_errors(
+        &set(deployment_unit(), "/sites", json!("urn:site:melbourne")),
+        &[("/sites", "expected an array")],
+    );
     assert_decode_errors(
         &set(deployment_unit(), "/sites", json!(["urn:site:melbourne", "urn:site:melbourne"])),
         &[("/sites/1", "urn:site:melbourne is listed twice")],
     );
-    assert_decode_errors(&remove(deployment_unit(), "/technicalUnit"), &[("/technicalUnit", "`technicalUnit` is required")]);
-    assert_decode_errors(&set(deployment_unit(), "/deployment", json!("docker")), &[("/deployment", "expected an object")]);
+    assert_decode_errors(
+        &remove(deployment_unit(), "/technicalUnit"),
+        &[("/technicalUnit", "`technicalUnit` is required")],
+    );
+    assert_decode_errors(
+        &set(deployment_unit(), "/deployment", json!("docker")),
+        &[("/deployment", "expected an object")],
+    );
 }
 
 #[test]
 fn technical_units_and_deployment_instances_are_checked() {
     assert_decode_errors(&set(technical_unit(), "/description", json!(5)), &[("/description", "expected a string")]);
-    assert_decode_errors(&set(technical_unit(), "/dataUnits", json!([5])), &[("/dataUnits/0", "expected a string, found a number")]);
+    assert_decode_errors(
+        &set(technical_unit(), "/dataUnits", json!([5])),
+        &[("/dataUnits/0", "expected a string, found a number")],
+    );
     assert_decode_errors(
         &remove(remove(deployment_instance(), "/site"), "/deploymentUnit"),
         &[("/site", "`site` is required"), ("/deploymentUnit", "`deploymentUnit` is required")],

@@ -57,8 +57,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{collection}/{name}/{sub}", get(sub_resource))
         .fallback(|OriginalUri(uri): OriginalUri| async move { Problem::no_route(uri.path()).at(uri.path()) })
         .method_not_allowed_fallback(|OriginalUri(uri): OriginalUri| async move {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", format!("{} does not accept this method", uri.path()))
-                .at(uri.path())
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("{} does not accept this method", uri.path()),
+            )
+            .at(uri.path())
         })
         .layer(middleware::from_fn_with_state(metrics, track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -70,7 +75,9 @@ pub fn router(state: AppState) -> Router {
 async fn readyz(State(s): State<AppState>) -> Response {
     match s.catalog.revision().await {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", e.to_string()).into_response(),
+        Err(e) => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", e.to_string()).into_response()
+        }
     }
 }
 
@@ -95,7 +102,13 @@ async fn context() -> Response {
 
 // ---- apply ---------------------------------------------------------------------------
 
-async fn apply_any(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> ApiResult {
+async fn apply_any(
+    State(s): State<AppState>,
+    uri: OriginalUri,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
     let path = uri.path().to_string();
     let mut params = Params::parse(q.as_deref()).map_err(|p| p.at(&path))?;
     let dry_run = params.flag("dryRun").map_err(|p| p.at(&path))?;
@@ -346,10 +359,13 @@ const WATCH_CHANNEL: usize = 256;
 async fn watch_changes(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQuery) -> ApiResult {
     let path = uri.path();
     let mut params = Params::parse(q.as_deref()).map_err(|p| p.at(path))?;
-    let from = match params.take("from") {
-        None => None,
-        Some(f) => Some(f.parse::<u64>().map_err(|_| Problem::bad_parameter("from", format!("must be a revision number, got {f:?}")).at(path))?),
-    };
+    let from =
+        match params.take("from") {
+            None => None,
+            Some(f) => Some(f.parse::<u64>().map_err(|_| {
+                Problem::bad_parameter("from", format!("must be a revision number, got {f:?}")).at(path)
+            })?),
+        };
     params.finish().map_err(|p| p.at(path))?;
     let stream = s.catalog.watch(from).await.map_err(|e| Problem::from(e).at(path))?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(WATCH_CHANNEL);
@@ -459,7 +475,8 @@ async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value,
             format!("the body is larger than the limit of {limit} bytes (http.body_limit_bytes)"),
         )
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -468,14 +485,29 @@ async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value,
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
         Err(e) => {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "malformed-body", "Malformed body", format!("cannot read the body: {e}")));
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed body",
+                format!("cannot read the body: {e}"),
+            ));
         }
     };
     if bytes.is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", "the body is empty; send a JSON document"));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            "the body is empty; send a JSON document",
+        ));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
-        let mut p = Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", format!("the body is not valid JSON: {e}"));
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body is not valid JSON: {e}"),
+        );
         p.errors.push(crate::problem::ProblemField {
             pointer: Some(String::new()),
             parameter: None,

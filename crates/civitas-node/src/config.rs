@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const ENV_PREFIX: &str = "CIVITAS_";
 
 /// Everything a node can be configured with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The HTTP listener.
@@ -66,17 +66,6 @@ pub struct LogConfig {
     /// A `tracing` filter: `info`, `debug`, `civitas_node=debug,info`… `RUST_LOG` overrides it.
     /// Default `info`.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: HttpConfig::default(),
-            storage: StorageConfig::default(),
-            catalog: CatalogConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for HttpConfig {
@@ -155,9 +144,10 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
                 let origin = Some(p.display().to_string());
-                let table: toml::Table = text
-                    .parse()
-                    .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?;
+                let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
                 // Check the file alone first, so its errors name the file.
                 Config::deserialize(toml::Value::Table(table.clone()))
                     .map_err(|e| ConfigError::Invalid { origin, message: e.to_string() })?;
@@ -216,7 +206,9 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
         let Some(default) = default_section.as_table().and_then(|t| t.get(key)) else {
             let known: Vec<String> = default_section
                 .as_table()
-                .map(|t| t.keys().map(|k| format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), k.to_uppercase())).collect())
+                .map(|t| {
+                    t.keys().map(|k| format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), k.to_uppercase())).collect()
+                })
                 .unwrap_or_default();
             return Err(ConfigError::Invalid {
                 origin,

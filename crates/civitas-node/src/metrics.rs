@@ -79,11 +79,15 @@ impl Default for Metrics {
 /// which would make label values unbounded).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics.durations.get_or_create(&RouteLabels { route: route.clone(), method: method.clone() }).observe(start.elapsed().as_secs_f64());
+    metrics
+        .durations
+        .get_or_create(&RouteLabels { route: route.clone(), method: method.clone() })
+        .observe(start.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     response
 }

@@ -27,7 +27,8 @@ fn query(name: &str, description: &str, ty: &str) -> Value {
 
 /// The OpenAPI document.
 pub fn document() -> Value {
-    let name_param = json!({"name": "name", "in": "path", "required": true, "description": "a URN", "schema": {"type": "string"}});
+    let name_param =
+        json!({"name": "name", "in": "path", "required": true, "description": "a URN", "schema": {"type": "string"}});
     let dry_run = query("dryRun", "validate only, store nothing", "boolean");
     let list_params = vec![
         query("prefix", "name prefix", "string"),
@@ -79,10 +80,13 @@ pub fn document() -> Value {
     }));
     let mut search_params = list_params.clone();
     search_params.push(query("type", "only this @type", "string"));
-    paths.insert("/api/v1/search".into(), json!({
-        "get": {"summary": "Search across kinds", "parameters": search_params,
-                "responses": with(problem_responses(&["400"]), "200", "a page", page)},
-    }));
+    paths.insert(
+        "/api/v1/search".into(),
+        json!({
+            "get": {"summary": "Search across kinds", "parameters": search_params,
+                    "responses": with(problem_responses(&["400"]), "200", "a page", page)},
+        }),
+    );
     paths.insert("/api/v1/watch".into(), json!({
         "get": {"summary": "Stream catalog changes as NDJSON (put, delete, heartbeat lines)",
                 "parameters": [query("from", "first revision to stream; omitted: only new changes", "integer")],
@@ -90,10 +94,19 @@ pub fn document() -> Value {
                               "410": {"description": "history compacted", "content": {"application/problem+json": {}}}}},
     }));
     paths.insert("/api/v1/contexts/civitas.jsonld".into(), json!({"get": {"summary": "Civitas' JSON-LD context", "responses": {"200": {"description": "the context", "content": {"application/ld+json": {}}}}}}));
-    paths.insert("/api/v1/openapi.json".into(), json!({"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
-    paths.insert("/healthz".into(), json!({"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}}));
+    paths.insert(
+        "/api/v1/openapi.json".into(),
+        json!({"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}),
+    );
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}}),
+    );
     paths.insert("/readyz".into(), json!({"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}}));
-    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}}));
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}}),
+    );
 
     json!({
         "openapi": "3.1.0",

@@ -11,9 +11,27 @@ use civitas_model::{FieldError, ValidationErrors};
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://civitas.city/problems/";
 
-/// An error answer.
+/// An error answer (boxed: it travels through every handler's `Result`).
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+#[serde(transparent)]
+pub struct Problem(Box<ProblemBody>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemBody {
+        &mut self.0
+    }
+}
+
+/// The fields of a problem document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemBody {
     /// `PROBLEM_BASE` + slug.
     #[serde(rename = "type")]
     pub type_uri: String,
@@ -50,7 +68,7 @@ pub struct ProblemField {
 impl Problem {
     /// A problem without field errors.
     pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem {
+        Problem(Box::new(ProblemBody {
             type_uri: format!("{PROBLEM_BASE}{slug}"),
             title,
             status: status.as_u16(),
@@ -58,13 +76,18 @@ impl Problem {
             instance: None,
             errors: Vec::new(),
             referrers: Vec::new(),
-        }
+        }))
     }
 
     /// 400 for a bad path or query parameter.
     pub fn bad_parameter(parameter: &str, detail: impl Into<String>) -> Problem {
         let detail = detail.into();
-        let mut p = Problem::new(StatusCode::BAD_REQUEST, "bad-parameter", "Bad parameter", format!("{parameter}: {detail}"));
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-parameter",
+            "Bad parameter",
+            format!("invalid parameter `{parameter}`"),
+        );
         p.errors.push(ProblemField { pointer: None, parameter: Some(parameter.into()), detail });
         p
     }
@@ -76,7 +99,8 @@ impl Problem {
 
     /// 422 with every validation error.
     pub fn invalid(errors: ValidationErrors) -> Problem {
-        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-document", "Invalid document", errors.to_string());
+        let mut p =
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-document", "Invalid document", errors.to_string());
         p.detail = {
             let n = errors.0.len();
             format!("{n} validation error{}; nothing was stored", if n == 1 { "" } else { "s" })

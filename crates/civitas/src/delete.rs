@@ -13,7 +13,7 @@ use crate::output::{self, Format};
 #[command(after_help = "\
 Examples:
   # Delete an instance
-  civitas delete instance urn:urbem:buildings:melbourne
+  civitas delete instance urn:instance:melbourne:mobility
 
   # Delete a unit and every document that refers to it (its instances…)
   civitas delete unit urn:urbem:buildings --cascade

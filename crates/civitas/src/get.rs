@@ -21,10 +21,10 @@ Examples:
 
   # The instances of one unit, and the instances on one site
   civitas get instances --unit urn:urbem:buildings
-  civitas get instances --site urn:urbem:site:melbourne
+  civitas get instances --site urn:site:melbourne
 
   # Units whose names start with a prefix, or of one source type
-  civitas get units --prefix urn:urbem: --source-type nosql:mongodb")]
+  civitas get units --prefix urn:urbem: --source-type rest")]
 pub struct GetArgs {
     /// units, instances, sites, site-links, technical-units, deployment-units, deployments
     /// (singulars, @types and short names such as du, tu, di work too).

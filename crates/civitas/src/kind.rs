@@ -20,13 +20,19 @@ pub fn parse_kind(s: &str) -> Result<Kind, String> {
             Kind::DeploymentInstance,
         ];
         let valid: Vec<&str> = ORDER.iter().map(|k| k.collection()).collect();
-        format!("unknown kind {s:?}: use one of {} (or a singular, an @type, or du, tu, di, dau, dai)", valid.join(", "))
+        format!(
+            "unknown kind {s:?}: use one of {} (or a singular, an @type, or du, tu, di, dau, dai)",
+            valid.join(", ")
+        )
     })
 }
 
+/// Turns one document into the cells of its table row.
+type RowFn = fn(&Value) -> Vec<String>;
+
 /// The table of `docs` of one kind, with the columns that matter for that kind.
 pub fn table(kind: Kind, docs: &[Value]) -> Table {
-    let (header, row): (&[&'static str], fn(&Value) -> Vec<String>) = match kind {
+    let (header, row): (&[&'static str], RowFn) = match kind {
         Kind::DataUnit => (&["NAME", "VERSION", "TYPE", "VIEWS"], |d| {
             vec![cell(d, "/name"), cell(d, "/version"), cell(d, "/metainformation/type"), count(d, "/views")]
         }),
@@ -39,14 +45,20 @@ pub fn table(kind: Kind, docs: &[Value]) -> Table {
         Kind::SiteLink => (&["NAME", "FROM", "TO", "LATENCY_MS", "BANDWIDTH_MBPS"], |d| {
             vec![cell(d, "/name"), cell(d, "/from"), cell(d, "/to"), cell(d, "/latencyMs"), cell(d, "/bandwidthMbps")]
         }),
-        Kind::TechnicalUnit => (&["NAME", "VERSION", "DATA_UNITS"], |d| {
-            vec![cell(d, "/name"), cell(d, "/version"), cell(d, "/dataUnits")]
-        }),
+        Kind::TechnicalUnit => {
+            (&["NAME", "VERSION", "DATA_UNITS"], |d| vec![cell(d, "/name"), cell(d, "/version"), cell(d, "/dataUnits")])
+        }
         Kind::DeploymentUnit => (&["NAME", "VERSION", "TECHNICAL_UNIT", "SITES"], |d| {
             vec![cell(d, "/name"), cell(d, "/version"), cell(d, "/technicalUnit"), cell(d, "/sites")]
         }),
         Kind::DeploymentInstance => (&["NAME", "VERSION", "DEPLOYMENT_UNIT", "SITE", "ENDPOINT"], |d| {
-            vec![cell(d, "/name"), cell(d, "/version"), cell(d, "/deploymentUnit"), cell(d, "/site"), cell(d, "/endpoint")]
+            vec![
+                cell(d, "/name"),
+                cell(d, "/version"),
+                cell(d, "/deploymentUnit"),
+                cell(d, "/site"),
+                cell(d, "/endpoint"),
+            ]
         }),
     };
     let mut t = Table::new(header);

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            eprintln!("error: {}", describe(&e).trim_end());
             ExitCode::FAILURE
         }
     }

@@ -122,9 +122,11 @@ pub fn cell(doc: &Value, pointer: &str) -> String {
         Some(Value::String(s)) if s.is_empty() => "<none>".into(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(items)) if items.is_empty() => "<none>".into(),
-        Some(Value::Array(items)) => {
-            items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(",")
-        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(","),
         Some(other) => other.to_string(),
     }
 }

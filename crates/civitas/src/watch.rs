@@ -62,8 +62,8 @@ fn print_change(line: &[u8], format: Format) -> anyhow::Result<Option<u64>> {
     if text.is_empty() {
         return Ok(None);
     }
-    let change: Value =
-        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("the watch stream sent a line that is not JSON: {e}"))?;
+    let change: Value = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("the watch stream sent a line that is not JSON: {e}"))?;
     let op = change.get("op").and_then(Value::as_str).unwrap_or("?");
     if op == "heartbeat" {
         return Ok(None);

@@ -5,7 +5,8 @@ mod common;
 
 use common::{Server, civitas_command, run, write_file};
 
-const SITE: &str = r#"{"@type": "Site", "name": "urn:test:site:vienna", "version": "1.0", "tier": "cloud", "region": "Vienna"}"#;
+const SITE: &str =
+    r#"{"@type": "Site", "name": "urn:test:site:vienna", "version": "1.0", "tier": "cloud", "region": "Vienna"}"#;
 
 const UNIT: &str = r#"[{"@type": "DataUnit", "name": "urn:test:traffic", "version": "1.0",
   "metainformation": {"type": "rest"},
@@ -34,7 +35,8 @@ fn a_bad_reference_in_a_directory_names_the_file_and_stores_nothing() {
         "30-instances.yaml",
         "- '@type': DataInstance\n  name: urn:test:traffic:vienna\n  version: '1.0'\n  dataUnit: urn:test:traffic\n  \
          site: urn:test:site:vienna\n\
-         - '@type': DataInstance\n  name: urn:test:missing:vienna\n  version: '1.0'\n  dataUnit: urn:test:missing\n",
+         - '@type': DataInstance\n  name: urn:test:missing:vienna\n  version: '1.0'\n  dataUnit: urn:test:missing\n  \
+         site: urn:test:site:vienna\n",
     );
     let out = server.civitas(&["apply", "-f", dir.path().to_str().unwrap()]);
     let err = out.fails_with(1);
@@ -50,7 +52,8 @@ fn a_bad_reference_in_a_directory_names_the_file_and_stores_nothing() {
     write_file(
         dir.path(),
         "30-instances.yaml",
-        "- '@type': DataInstance\n  name: urn:test:traffic:vienna\n  version: '1.0'\n  dataUnit: urn:test:traffic\n",
+        "- '@type': DataInstance\n  name: urn:test:traffic:vienna\n  version: '1.0'\n  dataUnit: urn:test:traffic\n  \
+         site: urn:test:site:vienna\n",
     );
     let out = server.civitas(&["apply", "-f", dir.path().to_str().unwrap()]).ok().to_string();
     assert_eq!(out.lines().count(), 3, "{out}");

@@ -76,7 +76,8 @@ fn urbem_walkthrough() {
     server.civitas(&["get", "unit", "urn:urbem:buildings"]).ok();
 
     // --cascade deletes the unit and its instances.
-    let instances_before = server.civitas(&["get", "instances", "--unit", "urn:urbem:buildings", "-o", "json"]).ok().to_string();
+    let instances_before =
+        server.civitas(&["get", "instances", "--unit", "urn:urbem:buildings", "-o", "json"]).ok().to_string();
     let instances_before: Vec<Value> = serde_json::from_str(&instances_before).unwrap();
     assert!(!instances_before.is_empty());
     let deleted = server.civitas(&["delete", "unit", "urn:urbem:buildings", "--cascade"]).ok().to_string();

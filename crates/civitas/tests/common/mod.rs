@@ -82,14 +82,18 @@ impl Server {
         panic!("civitas serve found no free port in 5 attempts:\n{last_log}");
     }
 
-    /// Polls `GET /readyz` until it answers 200; `Err(log)` if the process exits or the deadline passes.
+    /// Waits until the node logged `listening on ADDR` and `GET /readyz` answers 200;
+    /// `Err(log)` if the process exits or the deadline passes.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return Err(format!("exited with {status}\n{}", self.log()));
             }
-            if http_status(self.addr, "/readyz") == Some(200) {
+            // Our own log line first: another test's node may have taken the port meanwhile,
+            // and its /readyz must not pass for ours.
+            let listening = self.log().contains(&format!("listening on {}", self.addr));
+            if listening && http_status(self.addr, "/readyz") == Some(200) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -174,7 +178,13 @@ pub struct Run {
 impl Run {
     /// Panics with both outputs unless the command succeeded; returns stdout.
     pub fn ok(&self) -> &str {
-        assert!(self.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr);
+        assert!(
+            self.status.success(),
+            "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         &self.stdout
     }
 

@@ -110,14 +110,22 @@ async fn next_item(mut state: WatchState) -> Option<(Result<KvEvent, KvError>, W
         match &mut state.phase {
             Phase::Done => return None,
             Phase::History => {
-                // The store is gone (last handle dropped): end like a shutdown.
-                let shared = state.shared.upgrade()?;
-                if let Err(error) = state.load_history_page(&shared, false) {
-                    state.phase = Phase::Done;
-                    if matches!(error, KvError::Closed) {
-                        return None;
+                {
+                    // The store is gone (last handle dropped): end like a shutdown.
+                    let shared = state.shared.upgrade()?;
+                    if let Err(error) = state.load_history_page(&shared, false) {
+                        state.phase = Phase::Done;
+                        if matches!(error, KvError::Closed) {
+                            return None;
+                        }
+                        return Some((Err(error), state));
                     }
-                    return Some((Err(error), state));
+                }
+                if state.pending.is_empty() {
+                    // A page with nothing under the prefix: let other tasks
+                    // run before reading the next one, so replaying a long
+                    // history for a narrow prefix does not hog the worker.
+                    tokio::task::yield_now().await;
                 }
             }
             Phase::Live(live) => match live.recv().await {
