@@ -29,8 +29,6 @@ pub struct StoredDocument {
     pub kind: Kind,
     /// Its name.
     pub name: Urn,
-    /// Its version.
-    pub version: String,
     /// Canonical JSON-LD bytes.
     pub json: Vec<u8>,
     /// Revision at which the name was created.
@@ -40,6 +38,20 @@ pub struct StoredDocument {
 }
 
 impl StoredDocument {
+    /// The document's version (read from the bytes on demand: the read path serves
+    /// the bytes as they are and never needs it).
+    pub fn version(&self) -> Result<String, CatalogError> {
+        #[derive(serde::Deserialize)]
+        struct VersionOnly {
+            version: String,
+        }
+        serde_json::from_slice::<VersionOnly>(&self.json).map(|v| v.version).map_err(|e| CatalogError::Corrupt {
+            kind: self.kind,
+            name: self.name.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
     /// Decodes the stored bytes into the model.
     pub fn document(&self) -> Result<Document, CatalogError> {
         decode_stored(self.kind, self.name.as_str(), &self.json)
@@ -611,19 +623,9 @@ pub(crate) fn decode_stored(kind: Kind, name: &str, bytes: &[u8]) -> Result<Docu
 }
 
 pub(crate) fn stored(kind: Kind, name: Urn, entry: KvEntry) -> Result<StoredDocument, CatalogError> {
-    #[derive(serde::Deserialize)]
-    struct VersionOnly {
-        version: String,
-    }
-    let v: VersionOnly = serde_json::from_slice(&entry.value).map_err(|e| CatalogError::Corrupt {
-        kind,
-        name: name.to_string(),
-        detail: e.to_string(),
-    })?;
     Ok(StoredDocument {
         kind,
         name,
-        version: v.version,
         json: entry.value,
         create_revision: entry.create_revision,
         mod_revision: entry.mod_revision,

@@ -73,9 +73,9 @@ async fn create_get_update_versions() {
 
     // Older versions stay readable; the current one is the newest.
     let cur = c.get(Kind::DataUnit, &urn("urn:unit:a"), None).await.unwrap();
-    assert_eq!(cur.version, "1.1");
+    assert_eq!(cur.version().unwrap(), "1.1");
     let old = c.get(Kind::DataUnit, &urn("urn:unit:a"), Some("1.0")).await.unwrap();
-    assert_eq!(old.version, "1.0");
+    assert_eq!(old.version().unwrap(), "1.0");
     assert_eq!(old.document().unwrap(), unit("urn:unit:a", "1.0", &["x"]));
     assert_eq!(c.versions(Kind::DataUnit, &urn("urn:unit:a")).await.unwrap(), vec!["1.0", "1.1"]);
 
@@ -353,5 +353,5 @@ async fn data_survives_reopen() {
     }
     let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
     let c = Catalog::new(Arc::new(store));
-    assert_eq!(c.get(Kind::DataUnit, &urn("urn:unit:a"), None).await.unwrap().version, "1");
+    assert_eq!(c.get(Kind::DataUnit, &urn("urn:unit:a"), None).await.unwrap().version().unwrap(), "1");
 }

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{collection}", get(list).post(apply_collection))
         .route("/api/v1/{collection}/{name}", get(get_document).put(put_document).delete(delete_document))
         .route("/api/v1/{collection}/{name}/{sub}", get(sub_resource))
+        // A new route also goes into `metrics::ROUTES`, or its metrics are labelled "unmatched".
         .fallback(|OriginalUri(uri): OriginalUri| async move { Problem::no_route(uri.path()).at(uri.path()) })
         .method_not_allowed_fallback(|OriginalUri(uri): OriginalUri| async move {
             Problem::new(
@@ -200,23 +201,24 @@ async fn get_document(
         let version = params.take("version");
         params.finish()?;
         let doc = s.catalog.get(kind, &name, version.as_deref()).await?;
-        Ok(document_response(&doc, &headers))
+        Ok(document_response(doc, &headers))
     };
     inner.await.map_err(|p: Problem| p.at(path))
 }
 
-fn document_response(doc: &StoredDocument, headers: &HeaderMap) -> Response {
+fn document_response(doc: StoredDocument, headers: &HeaderMap) -> Response {
     let etag = format!("\"{}\"", doc.mod_revision);
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let mut resp = Response::new(Body::from(doc.json.clone()));
+    let revision = doc.mod_revision;
+    let mut resp = Response::new(Body::from(doc.json));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ld+json"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert("x-civitas-revision", HeaderValue::from(doc.mod_revision));
+    h.insert("x-civitas-revision", HeaderValue::from(revision));
     resp
 }
 

@@ -13,19 +13,53 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels of `civitas_http_requests_total`.
+/// Labels of `civitas_http_requests_total`. Static strings: the request path must not
+/// allocate for its metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 /// Labels of `civitas_http_request_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
+}
+
+/// Every route template the router knows, so that labels are `&'static str`.
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/v1/contexts/civitas.jsonld",
+    "/api/v1/openapi.json",
+    "/api/v1/apply",
+    "/api/v1/search",
+    "/api/v1/watch",
+    "/api/v1/{collection}",
+    "/api/v1/{collection}/{name}",
+    "/api/v1/{collection}/{name}/{sub}",
+];
+
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    matched.and_then(|m| ROUTES.iter().find(|r| **r == m.as_str()).copied()).unwrap_or("unmatched")
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
 }
 
 /// The node's metrics and their registry.
@@ -79,15 +113,11 @@ impl Default for Metrics {
 /// which would make label values unbounded).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_string();
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics
-        .durations
-        .get_or_create(&RouteLabels { route: route.clone(), method: method.clone() })
-        .observe(start.elapsed().as_secs_f64());
+    metrics.durations.get_or_create(&RouteLabels { route, method }).observe(start.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     response
 }
