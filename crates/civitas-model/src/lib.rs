@@ -25,6 +25,7 @@ mod frequency;
 mod instance;
 mod name;
 mod reader;
+pub use reader::type_name as json_type_name;
 mod security;
 mod site;
 mod time;

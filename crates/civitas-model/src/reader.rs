@@ -25,8 +25,8 @@ pub(crate) struct ObjectReader<'a> {
     used: Vec<&'static str>,
 }
 
-/// A short description of a JSON value's type for error messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
+/// A short description of a JSON value's type for error messages (`an object`, `a number`…).
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -149,9 +149,7 @@ async fn put_document(
 ) -> ApiResult {
     let path = uri.path().to_string();
     let inner = async {
-        let Path((collection, name)) = path_params.map_err(path_problem)?;
-        let kind = collection_kind(&collection)?;
-        let name = path_name(&name)?;
+        let (kind, name) = document_path(path_params)?;
         let mut params = Params::parse(q.as_deref())?;
         let dry_run = params.flag("dryRun")?;
         params.finish()?;
@@ -194,9 +192,7 @@ async fn get_document(
 ) -> ApiResult {
     let path = uri.path();
     let inner = async {
-        let Path((collection, name)) = path_params.map_err(path_problem)?;
-        let kind = collection_kind(&collection)?;
-        let name = path_name(&name)?;
+        let (kind, name) = document_path(path_params)?;
         let mut params = Params::parse(q.as_deref())?;
         let version = params.take("version");
         params.finish()?;
@@ -339,9 +335,7 @@ async fn delete_document(
 ) -> ApiResult {
     let path = uri.path();
     let inner = async {
-        let Path((collection, name)) = path_params.map_err(path_problem)?;
-        let kind = collection_kind(&collection)?;
-        let name = path_name(&name)?;
+        let (kind, name) = document_path(path_params)?;
         let mut params = Params::parse(q.as_deref())?;
         let cascade = params.flag("cascade")?;
         let dry_run = params.flag("dryRun")?;
@@ -445,6 +439,12 @@ fn collection_kind(collection: &str) -> Result<Kind, Problem> {
             format!("no collection {collection:?}; collections are {}", known.join(", ")),
         )
     })
+}
+
+/// `/api/v1/{collection}/{name}` → kind and name, or the problem to answer.
+fn document_path(params: Result<Path<(String, String)>, PathRejection>) -> Result<(Kind, Urn), Problem> {
+    let Path((collection, name)) = params.map_err(path_problem)?;
+    Ok((collection_kind(&collection)?, path_name(&name)?))
 }
 
 fn path_name(name: &str) -> Result<Urn, Problem> {

@@ -190,7 +190,7 @@ impl Batch {
         for (i, d) in documents.iter().enumerate() {
             if !d.is_object() {
                 let at = Origin { file: path.to_path_buf(), index: (!single).then_some(i) };
-                bail!("{at}: expected a JSON-LD document (an object), found {}", json_type(d));
+                bail!("{at}: expected a JSON-LD document (an object), found {}", civitas_model::json_type_name(d));
             }
         }
         for i in 0..documents.len() {
@@ -245,17 +245,6 @@ fn json_message(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
