@@ -17,6 +17,8 @@ need nginx nginx
 cargo build --release -q -p civitas
 BIN="$CARGO_TARGET_DIR/release/civitas"
 WORK="$(mktemp -d)"
+# nginx workers run as an unprivileged user: let them read what they serve.
+chmod 755 "$WORK"
 PORT=17070
 NGINX_PORT=17071
 cleanup() {
@@ -34,6 +36,7 @@ URL="http://127.0.0.1:$PORT"
 
 # --- peer: nginx serving the unit's bytes ---
 mkdir -p "$WORK/www"
+chmod 755 "$WORK/www"
 curl -sf "$URL/api/v1/units/urn:urbem:buildings" >"$WORK/www/unit.json"
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 1;
@@ -47,8 +50,9 @@ http {
 NGINX
 nginx -c "$WORK/nginx.conf"
 
-wrk_summary() { # prints "req/s p50 p99"
-  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}'
+wrk_summary() { # prints "req/s p50 p99"; fails when any answer was not 2xx/3xx
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
+       END {if (bad) {print "non-2xx answers: " bad > "/dev/stderr"; exit 1} print rps, p50, p99}'
 }
 
 echo "## GET one unit ($DURATION s, wrk -t2 -c64)" >&2

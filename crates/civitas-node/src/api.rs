@@ -1,13 +1,14 @@
 //! The HTTP API under `/api/v1` (see `docs/api.md`), health and metrics routes.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use civitas_catalog::{ApplyOptions, ApplyOutcome, Catalog, Page, SearchPage, SearchQuery, StoredDocument};
+use civitas_dataplane::DataPlane;
 use civitas_model::{Document, FieldError, Kind, Urn, ValidationErrors};
+use civitas_placement::AnalyzerManager;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, track};
@@ -30,6 +33,16 @@ use crate::problem::Problem;
 pub struct AppState {
     /// The catalog.
     pub catalog: Catalog,
+    /// The SDD proxy.
+    pub dataplane: DataPlane,
+    /// Usage analysis and triggers.
+    pub analyzer: AnalyzerManager,
+    /// The verifiable ledger.
+    pub ledger: Arc<civitas_ledger::Ledger>,
+    /// The node's signing key.
+    pub node_key: Arc<civitas_ledger::NodeKey>,
+    /// This node's witness of its peers' ledgers.
+    pub witness: Arc<civitas_ledger::Witness>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// The loaded configuration.
@@ -55,6 +68,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{collection}", get(list).post(apply_collection))
         .route("/api/v1/{collection}/{name}", get(get_document).put(put_document).delete(delete_document))
         .route("/api/v1/{collection}/{name}/{sub}", get(sub_resource))
+        .merge(crate::sdd_api::routes())
+        .merge(crate::ledger_api::router(
+            Arc::clone(&state.ledger),
+            Arc::clone(&state.node_key),
+            Arc::clone(&state.witness),
+        ))
         // A new route also goes into `metrics::ROUTES`, or its metrics are labelled "unmatched".
         .fallback(|OriginalUri(uri): OriginalUri| async move { Problem::no_route(uri.path()).at(uri.path()) })
         .method_not_allowed_fallback(|OriginalUri(uri): OriginalUri| async move {
@@ -420,9 +439,28 @@ async fn watch_changes(State(s): State<AppState>, uri: OriginalUri, RawQuery(q):
     Ok(resp)
 }
 
+// ---- data plane ----------------------------------------------------------------------
+
+/// Serves one connection's requests: data plane requests (reverse mode under `/data/`,
+/// forward mode for absolute-form requests from `HTTP_PROXY` clients, CONNECT) go straight
+/// to the data plane — no API routing or API middleware on that hot path — and everything
+/// else to the API router.
+pub async fn dispatch(router: Router, dataplane: DataPlane, client: SocketAddr, req: Request) -> Response {
+    if DataPlane::is_proxy_request(&req) {
+        return match dataplane.handle(req, client).await {
+            Ok(resp) => resp.map(Body::new),
+            Err(e) => Problem::new(e.status(), e.slug(), e.title(), e.to_string()).into_response(),
+        };
+    }
+    match tower::ServiceExt::oneshot(router, req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
 // ---- helpers -------------------------------------------------------------------------
 
-fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("API values always serialize");
     let mut resp = (status, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -456,7 +494,7 @@ fn path_problem(e: PathRejection) -> Problem {
 }
 
 /// Reads a JSON body: checks the media type, enforces the size limit, parses.
-async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, Problem> {
+pub(crate) async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, Problem> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         let is_json = ct == "application/json" || ct == "application/ld+json" || ct.ends_with("+json");
@@ -520,19 +558,19 @@ async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value,
 }
 
 /// Query parameters, consumed by name; leftovers are reported as unknown.
-struct Params {
+pub(crate) struct Params {
     pairs: Vec<(String, String)>,
     seen: HashSet<String>,
 }
 
 impl Params {
-    fn parse(q: Option<&str>) -> Result<Params, Problem> {
+    pub(crate) fn parse(q: Option<&str>) -> Result<Params, Problem> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.unwrap_or_default())
             .map_err(|e| Problem::bad_parameter("query", format!("malformed query string: {e}")))?;
         Ok(Params { pairs, seen: HashSet::new() })
     }
 
-    fn take(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<String> {
         self.seen.insert(key.to_string());
         self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
@@ -545,7 +583,7 @@ impl Params {
         }
     }
 
-    fn finish(self) -> Result<(), Problem> {
+    pub(crate) fn finish(self) -> Result<(), Problem> {
         let unknown: Vec<FieldError> = self
             .pairs
             .iter()

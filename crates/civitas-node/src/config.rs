@@ -14,14 +14,121 @@ pub const ENV_PREFIX: &str = "CIVITAS_";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Who this node is.
+    pub node: NodeConfig,
+    /// The async runtime.
+    pub runtime: RuntimeConfig,
     /// The HTTP listener.
     pub http: HttpConfig,
     /// Where the node keeps its state.
     pub storage: StorageConfig,
     /// The catalog.
     pub catalog: CatalogConfig,
+    /// The data plane (SDD proxy).
+    pub dataplane: DataPlaneSettings,
+    /// Usage analysis and triggers (SDD).
+    pub sdd: SddSettings,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// URN of the catalog `Site` this node runs at (used by the `nearest` route policy).
+    /// Empty: unknown. Default empty.
+    pub site: String,
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads of the async runtime. `0` (the default) picks by the CPUs this
+    /// process may use: one CPU → a single-threaded runtime (no cross-thread hand-offs,
+    /// measured ~1.5× the proxy throughput of a one-worker multi-threaded runtime on one
+    /// core); more → a multi-threaded runtime with one worker per CPU.
+    pub worker_threads: usize,
+}
+
+/// `[dataplane]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataPlaneSettings {
+    /// How a view's instance is chosen unless `view_policies` says otherwise:
+    /// `origin`, `nearest` or `fresh-only`. Default `origin`.
+    pub default_policy: String,
+    /// Per-view policies: `{ "urn:urbem:buildings:blocks" = "nearest" }`. Default empty.
+    pub view_policies: std::collections::BTreeMap<String, String>,
+    /// Upstream connect timeout. Default 2,000 ms.
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the upstream's response headers. Default 30,000 ms.
+    pub first_byte_timeout_ms: u64,
+    /// Longest gap between two body chunks. Default 60,000 ms.
+    pub idle_timeout_ms: u64,
+    /// Idle pooled connections kept per upstream. Default 256.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept. Default 90,000 ms.
+    pub pool_idle_timeout_ms: u64,
+    /// Observations buffered for the analyzers; past that they are dropped and counted. Default 65,536.
+    pub observation_capacity: usize,
+    /// Views with their own metric label sets; the least recently used idle one is evicted. Default 1,000.
+    pub max_metric_views: usize,
+    /// Name in the `Via` header. Default `civitas`.
+    pub via: String,
+}
+
+impl Default for DataPlaneSettings {
+    fn default() -> Self {
+        DataPlaneSettings {
+            default_policy: "origin".into(),
+            view_policies: Default::default(),
+            connect_timeout_ms: 2_000,
+            first_byte_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            pool_max_idle_per_host: 256,
+            pool_idle_timeout_ms: 90_000,
+            observation_capacity: 65_536,
+            max_metric_views: 1_000,
+            via: "civitas".into(),
+        }
+    }
+}
+
+/// `[sdd]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SddSettings {
+    /// Sliding window of the analyzers. Default 60 s.
+    pub window_seconds: u64,
+    /// Most samples kept per (unit, view, client site) in the window. Default 4,096.
+    pub max_samples_per_key: usize,
+    /// Weight of the newest sample in the response-time EWMA, in (0, 1]. Default 0.2.
+    pub ewma_alpha: f64,
+    /// Analyses idle this long are forgotten. Default 600 s.
+    pub idle_eviction_seconds: u64,
+    /// Most (unit, view, client site) analyses kept. Default 10,000.
+    pub max_keys: usize,
+    /// SDD events kept for `/api/v1/sdd/events`. Default 1,000.
+    pub max_events: usize,
+    /// Migration candidates queued for the migration manager; past that they are dropped
+    /// and counted. Default 1,024.
+    pub candidate_queue: usize,
+}
+
+impl Default for SddSettings {
+    fn default() -> Self {
+        SddSettings {
+            window_seconds: 60,
+            max_samples_per_key: 4_096,
+            ewma_alpha: 0.2,
+            idle_eviction_seconds: 600,
+            max_keys: 10_000,
+            max_events: 1_000,
+            candidate_queue: 1_024,
+        }
+    }
 }
 
 /// `[http]`
@@ -181,6 +288,44 @@ impl Config {
         if self.catalog.watch_history_revisions == 0 {
             return invalid("catalog.watch_history_revisions must be greater than 0");
         }
+        if !self.node.site.is_empty()
+            && let Err(e) = civitas_model::Urn::parse(&self.node.site)
+        {
+            return Err(ConfigError::Invalid { origin: None, message: format!("node.site: {e}") });
+        }
+        let policy = |key: String, value: &str| match value {
+            "origin" | "nearest" | "fresh-only" => Ok(()),
+            other => Err(ConfigError::Invalid {
+                origin: None,
+                message: format!("{key}: {other:?} is not a route policy; use origin, nearest or fresh-only"),
+            }),
+        };
+        policy("dataplane.default_policy".into(), &self.dataplane.default_policy)?;
+        for (view, p) in &self.dataplane.view_policies {
+            if let Err(e) = civitas_model::Urn::parse(view) {
+                return Err(ConfigError::Invalid { origin: None, message: format!("dataplane.view_policies: {e}") });
+            }
+            policy(format!("dataplane.view_policies.\"{view}\""), p)?;
+        }
+        for (key, v) in [
+            ("dataplane.connect_timeout_ms", self.dataplane.connect_timeout_ms),
+            ("dataplane.first_byte_timeout_ms", self.dataplane.first_byte_timeout_ms),
+            ("dataplane.idle_timeout_ms", self.dataplane.idle_timeout_ms),
+            ("dataplane.observation_capacity", self.dataplane.observation_capacity as u64),
+            ("dataplane.max_metric_views", self.dataplane.max_metric_views as u64),
+            ("sdd.window_seconds", self.sdd.window_seconds),
+            ("sdd.max_samples_per_key", self.sdd.max_samples_per_key as u64),
+            ("sdd.max_keys", self.sdd.max_keys as u64),
+            ("sdd.max_events", self.sdd.max_events as u64),
+            ("sdd.candidate_queue", self.sdd.candidate_queue as u64),
+        ] {
+            if v == 0 {
+                return invalid(&format!("{key} must be greater than 0"));
+            }
+        }
+        if !(self.sdd.ewma_alpha > 0.0 && self.sdd.ewma_alpha <= 1.0) {
+            return invalid("sdd.ewma_alpha must be in (0, 1]");
+        }
         Ok(())
     }
 
@@ -224,6 +369,16 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
                 origin: origin.clone(),
                 message: format!("`{section}.{key}` must be true or false, got {raw:?}"),
             })?),
+            toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: format!("`{section}.{key}` must be a number, got {raw:?}"),
+            })?),
+            toml::Value::Table(_) | toml::Value::Array(_) => {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    message: format!("`{section}.{key}` is a table; set it in the config file"),
+                });
+            }
             _ => toml::Value::String(raw),
         };
         table
@@ -294,6 +449,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("environment"), "{e}");
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md")).unwrap();
+        let start = doc.find("```toml\n").expect("docs/configuration.md has a toml block") + "```toml\n".len();
+        let block = &doc[start..start + doc[start..].find("```").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civitas.toml");
+        std::fs::write(&file, block).unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        // And every default key is documented.
+        let documented: toml::Table = block.parse().unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in &defaults {
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    documented.get(section).and_then(|t| t.get(key)).is_some(),
+                    "{section}.{key} is missing from docs/configuration.md"
+                );
+            }
+        }
     }
 
     #[test]

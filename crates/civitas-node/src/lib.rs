@@ -13,9 +13,11 @@
 
 pub mod api;
 pub mod config;
+pub mod ledger_api;
 pub mod metrics;
 mod openapi;
 pub mod problem;
+pub mod sdd_api;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +26,9 @@ use std::time::Duration;
 
 use civitas_catalog::Catalog;
 use civitas_catalog::kv::{KvError, RedbOptions, RedbStore};
+use civitas_dataplane::{DataPlane, DataPlaneConfig, RouteHandle, RoutePolicy, observation_channel};
+use civitas_model::Urn;
+use civitas_placement::{AnalyzerConfig, AnalyzerManager, ChannelBus};
 
 pub use config::{Config, ConfigError, ConfigOverrides};
 
@@ -49,6 +54,18 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The ledger could not be opened (or refused to serve a log that does not verify).
+    #[error("cannot open the ledger: {0}")]
+    Ledger(#[from] civitas_ledger::LedgerError),
+    /// The witness state could not be opened.
+    #[error("cannot open the witness state: {0}")]
+    Witness(#[from] civitas_ledger::WitnessError),
+    /// The node key could not be loaded or created.
+    #[error("node key: {0}")]
+    NodeKey(String),
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -64,6 +81,22 @@ pub fn init_logging(config: &Config) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Builds the async runtime `[runtime]` asks for (see [`config::RuntimeConfig`]).
+pub fn build_runtime(config: &Config, thread_name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match config.runtime.worker_threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder.enable_all().thread_name(thread_name).build()
 }
 
 /// Opens the catalog store in `config.storage.data_dir`.
@@ -90,13 +123,70 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let local = listener.local_addr().map_err(NodeError::Serve)?;
     let grace = Duration::from_secs(config.http.shutdown_grace_seconds);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut metrics = metrics::Metrics::new();
+
+    // Data plane: a route table that follows the catalog, observations to the analyzers.
+    let routes = RouteHandle::new();
+    tokio::spawn(civitas_dataplane::follow_catalog(catalog.clone(), routes.clone(), shutdown_rx.clone()));
+    let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
+    let dataplane = DataPlane::new(dataplane_config(&config)?, routes.clone(), observations);
+    dataplane.register_metrics(metrics.registry_mut());
+
+    // Analyzer manager: observations in, migration candidates out on the bus.
+    let (bus, mut candidates) = ChannelBus::new(config.sdd.candidate_queue);
+    let bus = Arc::new(bus);
+    metrics.candidate_bus = Some(Arc::clone(&bus));
+    let analyzer = AnalyzerManager::new(analyzer_config(&config), bus);
+    tokio::spawn(analyzer.clone().run(observation_rx, shutdown_rx.clone()));
+    // Until the migration manager exists (next issue), candidates are logged.
+    tokio::spawn(async move {
+        while let Some(c) = candidates.recv().await {
+            tracing::info!(unit = %c.unit, view = %c.view, trigger = %c.trigger, value = c.value, "migration candidate");
+        }
+    });
+
+    // Ledger: opening verifies the whole log, so it runs on the blocking pool.
+    let data_dir = config.storage.data_dir.clone();
+    let site = if config.node.site.is_empty() { "local".to_string() } else { config.node.site.clone() };
+    let origin = format!("civitas.city/ledger/{site}");
+    let ledger_dir = data_dir.join("ledger");
+    let ledger = tokio::task::spawn_blocking(move || {
+        civitas_ledger::Ledger::open(ledger_dir, civitas_ledger::LedgerOptions::new(origin))
+    })
+    .await
+    .map_err(|e| NodeError::Serve(std::io::Error::other(e)))??;
+    let node_key = civitas_ledger::NodeKey::load_or_create(&data_dir.join("node.key"))
+        .map_err(|e| NodeError::NodeKey(e.to_string()))?;
+    let witness_signer = node_key
+        .witness_signer(&format!("civitas.city/witness/{site}"))
+        .map_err(|e| NodeError::NodeKey(e.to_string()))?;
+    let witness = civitas_ledger::Witness::open(data_dir.join("witness.json"), witness_signer)?;
+    tracing::info!(entries = ledger.size(), "ledger open");
+
     let state = api::AppState {
         catalog,
-        metrics: Arc::new(metrics::Metrics::new()),
+        ledger: Arc::new(ledger),
+        node_key: Arc::new(node_key),
+        witness: Arc::new(witness),
+        dataplane: dataplane.clone(),
+        analyzer,
+        metrics: Arc::new(metrics),
         config: Arc::new(config),
         shutdown: shutdown_rx.clone(),
     };
-    let app = api::router(state);
+    let router = api::router(state);
+    // One service per connection, which knows the client's address: data plane requests
+    // bypass the API router (see `api::dispatch`).
+    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
+        let client = *incoming.remote_addr();
+        let (router, dataplane) = (router.clone(), dataplane.clone());
+        async move {
+            Ok::<_, std::convert::Infallible>(tower::service_fn(move |req: axum::extract::Request| {
+                let (router, dataplane) = (router.clone(), dataplane.clone());
+                async move { Ok::<_, std::convert::Infallible>(api::dispatch(router, dataplane, client, req).await) }
+            }))
+        }
+    });
     let mut stop = shutdown_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|v| *v).await;
@@ -124,6 +214,49 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The data plane's settings from `[node]` and `[dataplane]` (validated by `Config::load`).
+pub fn dataplane_config(config: &Config) -> Result<DataPlaneConfig, NodeError> {
+    let d = &config.dataplane;
+    let policy = |p: &str| match p {
+        "nearest" => RoutePolicy::Nearest,
+        "fresh-only" => RoutePolicy::FreshOnly,
+        _ => RoutePolicy::Origin,
+    };
+    let mut view_policies = std::collections::BTreeMap::new();
+    for (view, p) in &d.view_policies {
+        let view = Urn::parse(view).map_err(|e| NodeError::Config(format!("dataplane.view_policies: {e}")))?;
+        view_policies.insert(view, policy(p));
+    }
+    let node_site = match config.node.site.as_str() {
+        "" => None,
+        s => Some(Urn::parse(s).map_err(|e| NodeError::Config(format!("node.site: {e}")))?),
+    };
+    Ok(DataPlaneConfig {
+        node_site,
+        default_policy: policy(&d.default_policy),
+        view_policies,
+        connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+        first_byte_timeout: Duration::from_millis(d.first_byte_timeout_ms),
+        idle_timeout: Duration::from_millis(d.idle_timeout_ms),
+        pool_max_idle_per_host: d.pool_max_idle_per_host,
+        pool_idle_timeout: Duration::from_millis(d.pool_idle_timeout_ms),
+        max_metric_views: d.max_metric_views,
+        via: d.via.clone(),
+    })
+}
+
+fn analyzer_config(config: &Config) -> AnalyzerConfig {
+    let s = &config.sdd;
+    AnalyzerConfig {
+        window: Duration::from_secs(s.window_seconds),
+        max_samples_per_key: s.max_samples_per_key,
+        ewma_alpha: s.ewma_alpha,
+        idle_eviction: Duration::from_secs(s.idle_eviction_seconds),
+        max_keys: s.max_keys,
+        max_events: s.max_events,
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -42,10 +42,17 @@ const ROUTES: &[&str] = &[
     "/api/v1/{collection}",
     "/api/v1/{collection}/{name}",
     "/api/v1/{collection}/{name}/{sub}",
+    "/api/v1/sdd/activate",
+    "/api/v1/sdd/deactivate",
+    "/api/v1/sdd/status",
+    "/api/v1/sdd/events",
+    "/api/v1/sdd/observations",
 ];
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
-    matched.and_then(|m| ROUTES.iter().find(|r| **r == m.as_str()).copied()).unwrap_or("unmatched")
+    matched
+        .and_then(|m| ROUTES.iter().chain(crate::ledger_api::ROUTES).find(|r| **r == m.as_str()).copied())
+        .unwrap_or("unmatched")
 }
 
 fn method_label(method: &axum::http::Method) -> &'static str {
@@ -71,6 +78,10 @@ pub struct Metrics {
     pub catalog_revision: Gauge,
     /// `civitas_catalog_watchers`: open `/api/v1/watch` streams.
     pub watchers: Gauge,
+    /// `civitas_sdd_candidates_dropped`: migration candidates dropped because the queue was full.
+    candidates_dropped: Gauge,
+    /// The bus whose drops `candidates_dropped` reports, read at scrape time.
+    pub candidate_bus: Option<Arc<civitas_placement::ChannelBus>>,
 }
 
 impl Metrics {
@@ -92,11 +103,25 @@ impl Metrics {
         registry.register("catalog_revision", "Current revision of the catalog store", catalog_revision.clone());
         let watchers = Gauge::default();
         registry.register("catalog_watchers", "Open catalog watch streams", watchers.clone());
-        Metrics { registry, requests, durations, catalog_revision, watchers }
+        let candidates_dropped = Gauge::default();
+        registry.register(
+            "sdd_candidates_dropped",
+            "Migration candidates dropped because the migration manager's queue was full",
+            candidates_dropped.clone(),
+        );
+        Metrics { registry, requests, durations, catalog_revision, watchers, candidates_dropped, candidate_bus: None }
+    }
+
+    /// Lets another module register its own metrics in the node's registry.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        if let Some(bus) = &self.candidate_bus {
+            self.candidates_dropped.set(i64::try_from(bus.dropped()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

@@ -11,7 +11,10 @@ mod client;
 mod delete;
 mod get;
 mod kind;
+mod ledger;
 mod output;
+mod proxy;
+mod sdd;
 mod search;
 mod serve;
 mod tree;
@@ -66,6 +69,22 @@ enum Command {
     Search(search::SearchArgs),
     /// Follow the node's changes as they happen.
     Watch(watch::WatchArgs),
+    /// Usage analysis and triggers (the paper's SDD API): activate, status, deactivate, events.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  civitas sdd activate --trigger 'response_time.p50 > 3s' --confidence 0.8..1.0
+  civitas sdd status
+  civitas sdd events
+  civitas sdd deactivate"
+    )]
+    Sdd(sdd::SddCommand),
+    /// Run a stand-alone data plane that follows a node's catalog.
+    Proxy(proxy::ProxyArgs),
+    /// Append to, read, prove and verify the node's tamper-evident ledger.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 fn main() -> ExitCode {
@@ -80,21 +99,25 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Serve(args) = cli.command {
-        return serve::run(args);
-    }
+    let command = match cli.command {
+        Command::Serve(args) => return serve::run(args),
+        Command::Proxy(args) => return proxy::run(args),
+        other => other,
+    };
     // A client verb does one request after another: one thread is plenty.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = client::Client::new(&cli.server)?;
-        match &cli.command {
-            Command::Serve(_) => unreachable!("handled above"),
+        match &command {
+            Command::Serve(_) | Command::Proxy(_) => unreachable!("handled above"),
             Command::Apply(a) => apply::run(&client, a).await,
             Command::Get(a) => get::run(&client, a).await,
             Command::Delete(a) => delete::run(&client, a).await,
             Command::Tree(a) => tree::run(&client, a).await,
             Command::Search(a) => search::run(&client, a).await,
             Command::Watch(a) => watch::run(&client, a).await,
+            Command::Sdd(c) => sdd::run(&client, c).await,
+            Command::Ledger(c) => ledger::run(&cli.server, c.clone()).await,
         }
     })
 }
@@ -132,6 +155,11 @@ mod tests {
         for sub in cmd.get_subcommands_mut() {
             let help = sub.render_long_help().to_string();
             assert!(help.contains("Examples:"), "`civitas {}` has no examples", sub.get_name());
+            let name = sub.get_name().to_string();
+            for nested in sub.get_subcommands_mut().filter(|n| n.get_name() != "help") {
+                let help = nested.render_long_help().to_string();
+                assert!(help.contains("Examples:"), "`civitas {name} {}` has no examples", nested.get_name());
+            }
         }
     }
 }

@@ -35,10 +35,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = ConfigOverrides { listen: args.listen, data_dir: args.data_dir };
     let config = Config::load(args.config.as_deref(), overrides)?;
     civitas_node::init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("civitas")
-        .build()
+    let runtime = civitas_node::build_runtime(&config, "civitas")
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     Ok(runtime.block_on(civitas_node::run(config))?)
 }

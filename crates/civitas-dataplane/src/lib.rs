@@ -1,0 +1,58 @@
+//! Civitas data plane: the paper's SDD Proxy.
+//!
+//! A library the node mounts on its listener (and `civitas proxy` runs stand-alone). It
+//! sends each data request to an instance of the view asked for and reports what it saw:
+//!
+//! - **reverse mode**: `GET /data/{unit}/{view}/{rest...}?query` goes to the chosen
+//!   instance's endpoint joined with the view's link, then `rest`, then the query;
+//! - **forward mode** (transparent, as in the paper): legacy clients set `HTTP_PROXY` and
+//!   keep their URLs; an absolute-form request is matched against the endpoints of the
+//!   catalog's instances to find unit and view, then routed the same way. Hosts that match
+//!   no instance are refused with 403 — this is not an open proxy. `CONNECT` gets 405.
+//! - a [`RouteTable`] built from catalog documents, swapped atomically through a
+//!   [`RouteHandle`] by [`follow_catalog`] (in a node) or [`follow_remote`] (stand-alone);
+//!   a [`RoutePolicy`] per view chooses among instances (origin, nearest, fresh only);
+//! - one [`civitas_model::Observation`] per request to a known view, on a bounded channel
+//!   ([`observation_channel`]) that drops and counts when full;
+//! - per-view Prometheus metrics with a bounded number of label sets.
+//!
+//! What it is not: not an open proxy, not a TLS terminator or HTTPS tunnel (no `CONNECT`,
+//! no `https` upstreams yet), not a cache, and not an HTTP server — the node owns the
+//! listener and turns a [`ProxyError`] into `application/problem+json`. It never writes to
+//! the catalog: data flows catalog → route table, and proxy → observations, one way.
+//!
+//! Invariants:
+//! - the request path takes no lock: one `ArcSwap` load of the route table, hash-map
+//!   look-ups, atomic counters; a request keeps the table it started with, so a swap never
+//!   fails a request in flight;
+//! - bodies stream both ways, never buffered; memory per request is bounded;
+//! - hop-by-hop headers never cross the proxy; `Via` and `X-Forwarded-For` always do;
+//! - exactly one observation per request whose unit and view were identified, recorded
+//!   when the response body ends (or is dropped), never blocking the request;
+//! - the number of metric label sets is bounded by `max_metric_views`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+mod config;
+mod error;
+mod follow;
+mod metrics;
+mod observe;
+mod proxy;
+mod routes;
+
+pub use config::{DataPlaneConfig, RoutePolicy};
+pub use error::ProxyError;
+pub use follow::{follow_catalog, follow_remote};
+pub use metrics::UNROUTED_VIEW_LABEL;
+pub use observe::{ObservationSender, observation_channel};
+pub use proxy::{CLIENT_SITE_HEADER, DataPlane};
+pub use routes::{RouteHandle, RouteTable};
+
+/// The error type of proxied bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a proxied response: the upstream's body, streamed (an `UnsyncBoxBody`:
+/// `Send` but not `Sync`, which is all hyper and axum need).
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;

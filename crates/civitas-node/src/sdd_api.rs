@@ -1,0 +1,191 @@
+//! `/api/v1/sdd/*`: the paper's SDD API — activate usage analysis triggers with a
+//! confidence interval, deactivate, read the per-view analysis and the event log.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use civitas_model::{Observation, Urn, ValidationErrors};
+use civitas_placement::{ActivationRequest, SddError};
+
+use crate::api::{AppState, Params, json_response, read_json};
+use crate::problem::Problem;
+
+/// The SDD routes, merged into the node's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sdd/activate", post(activate))
+        .route("/api/v1/sdd/deactivate", post(deactivate))
+        .route("/api/v1/sdd/status", get(status))
+        .route("/api/v1/sdd/events", get(events))
+        .route("/api/v1/sdd/observations", post(observations))
+}
+
+/// One observation as a stand-alone proxy (`civitas proxy`) reports it to its node.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservationRecord {
+    /// Arrival time, milliseconds since the Unix epoch.
+    pub time_unix_ms: u64,
+    /// Unit URN.
+    pub unit: String,
+    /// View URN.
+    pub view: String,
+    /// Instance URN, when one was chosen.
+    pub instance: Option<String>,
+    /// Client site URN, when known.
+    pub client_site: Option<String>,
+    /// Client IP address.
+    pub client_addr: std::net::IpAddr,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Time to first byte, in microseconds.
+    pub ttfb_us: u64,
+    /// Total time, in microseconds.
+    pub total_us: u64,
+}
+
+impl ObservationRecord {
+    /// The wire form of an observation.
+    pub fn from_observation(o: &Observation) -> ObservationRecord {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        ObservationRecord {
+            time_unix_ms: o.time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            unit: o.unit.to_string(),
+            view: o.view.to_string(),
+            instance: o.instance.as_ref().map(|i| i.to_string()),
+            client_site: o.client_site.as_ref().map(|s| s.to_string()),
+            client_addr: o.client_addr,
+            status: o.status,
+            bytes_in: o.bytes_in,
+            bytes_out: o.bytes_out,
+            ttfb_us: micros(o.time_to_first_byte),
+            total_us: micros(o.total_time),
+        }
+    }
+
+    /// Back to an observation; the error names the offending field.
+    pub fn into_observation(self) -> Result<Observation, (String, String)> {
+        let urn = |field: &str, s: &str| Urn::parse(s).map(Arc::new).map_err(|e| (field.to_string(), e));
+        Ok(Observation {
+            time: UNIX_EPOCH + Duration::from_millis(self.time_unix_ms),
+            unit: urn("unit", &self.unit)?,
+            view: urn("view", &self.view)?,
+            instance: self.instance.as_deref().map(|i| urn("instance", i)).transpose()?,
+            client_site: self.client_site.as_deref().map(|c| urn("clientSite", c)).transpose()?,
+            client_addr: self.client_addr,
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            time_to_first_byte: Duration::from_micros(self.ttfb_us),
+            total_time: Duration::from_micros(self.total_us),
+        })
+    }
+}
+
+/// Most observations one report may carry.
+const MAX_OBSERVATIONS_PER_REPORT: usize = 10_000;
+
+async fn observations(
+    State(s): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let path = uri.path();
+    let value = read_json(&headers, body, s.config.http.body_limit_bytes).await.map_err(|p| p.at(path))?;
+    let records: Vec<ObservationRecord> = serde_json::from_value(value).map_err(|e| {
+        Problem::invalid(ValidationErrors::single("", format!("expected an array of observations: {e}"))).at(path)
+    })?;
+    if records.len() > MAX_OBSERVATIONS_PER_REPORT {
+        return Err(Problem::invalid(ValidationErrors::single(
+            "",
+            format!("at most {MAX_OBSERVATIONS_PER_REPORT} observations per report, got {}", records.len()),
+        ))
+        .at(path));
+    }
+    // Validate all before recording any: a bad report changes nothing.
+    let mut parsed = Vec::with_capacity(records.len());
+    let mut errors = Vec::new();
+    for (i, r) in records.into_iter().enumerate() {
+        match r.into_observation() {
+            Ok(o) => parsed.push(o),
+            Err((field, detail)) => errors.push(civitas_model::FieldError { pointer: format!("/{i}/{field}"), detail }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(ValidationErrors(errors)).at(path));
+    }
+    let now = SystemTime::now();
+    for o in &parsed {
+        s.analyzer.observe(o, now);
+    }
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "accepted": parsed.len() })))
+}
+
+async fn activate(
+    State(s): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let path = uri.path();
+    let value = read_json(&headers, body, s.config.http.body_limit_bytes).await.map_err(|p| p.at(path))?;
+    let request: ActivationRequest = serde_json::from_value(value).map_err(|e| {
+        Problem::invalid(ValidationErrors::single(
+            "",
+            format!("expected {{\"triggers\": [\"response_time.p50 > 3s\"], \"confidence\": \"0.8..1.0\"}}: {e}"),
+        ))
+        .at(path)
+    })?;
+    let status = s.analyzer.activate(&request, SystemTime::now()).map_err(|e| sdd_problem(e).at(path))?;
+    tracing::info!(triggers = ?request.triggers, confidence = %request.confidence, "SDD activated");
+    Ok(json_response(StatusCode::OK, &status))
+}
+
+async fn deactivate(State(s): State<AppState>) -> Response {
+    tracing::info!("SDD deactivated");
+    json_response(StatusCode::OK, &s.analyzer.deactivate(SystemTime::now()))
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    json_response(StatusCode::OK, &s.analyzer.status(SystemTime::now()))
+}
+
+async fn events(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let path = uri.path();
+    let inner = || {
+        let mut params = Params::parse(q.as_deref())?;
+        let after = match params.take("after") {
+            None => None,
+            Some(a) => Some(
+                a.parse::<u64>()
+                    .map_err(|_| Problem::bad_parameter("after", format!("must be an event id, got {a:?}")))?,
+            ),
+        };
+        params.finish()?;
+        Ok::<_, Problem>(after)
+    };
+    let after = inner().map_err(|p| p.at(path))?;
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "events": s.analyzer.events(after) })))
+}
+
+fn sdd_problem(e: SddError) -> Problem {
+    let detail = e.to_string();
+    let pointer = match &e {
+        SddError::InvalidTrigger { index, .. } => format!("/triggers/{index}"),
+        SddError::InvalidConfidence(_) => "/confidence".to_string(),
+        SddError::NoTriggers => "/triggers".to_string(),
+    };
+    Problem::invalid(ValidationErrors::single(pointer, detail))
+}
