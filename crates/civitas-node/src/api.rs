@@ -105,6 +105,14 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     if let Ok(rev) = s.catalog.revision().await {
         s.metrics.catalog_revision.set(i64::try_from(rev).unwrap_or(i64::MAX));
     }
+    s.metrics.ledger_entries.set(i64::try_from(s.ledger.size()).unwrap_or(i64::MAX));
+    let alarms = s.witness.alarms();
+    for (kind, n) in [("fork", alarms.forks), ("rollback", alarms.rollbacks), ("inconsistent", alarms.inconsistent)] {
+        s.metrics
+            .witness_alarms
+            .get_or_create(&crate::metrics::AlarmLabels { kind })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     let mut resp = s.metrics.encode().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -29,6 +29,13 @@ struct RouteLabels {
     method: &'static str,
 }
 
+/// Labels of `civitas_ledger_witness_alarms`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlarmLabels {
+    /// `fork`, `rollback` or `inconsistent`.
+    pub kind: &'static str,
+}
+
 /// Every route template the router knows, so that labels are `&'static str`.
 const ROUTES: &[&str] = &[
     "/healthz",
@@ -80,6 +87,11 @@ pub struct Metrics {
     pub watchers: Gauge,
     /// `civitas_sdd_candidates_dropped`: migration candidates dropped because the queue was full.
     candidates_dropped: Gauge,
+    /// `civitas_ledger_entries`: entries in the ledger, set at scrape time.
+    pub ledger_entries: Gauge,
+    /// `civitas_ledger_witness_alarms{kind}`: checkpoints this node refused to cosign
+    /// (`fork`, `rollback`, `inconsistent`), set at scrape time.
+    pub witness_alarms: Family<AlarmLabels, Gauge>,
     /// The bus whose drops `candidates_dropped` reports, read at scrape time.
     pub candidate_bus: Option<Arc<civitas_placement::ChannelBus>>,
 }
@@ -109,7 +121,25 @@ impl Metrics {
             "Migration candidates dropped because the migration manager's queue was full",
             candidates_dropped.clone(),
         );
-        Metrics { registry, requests, durations, catalog_revision, watchers, candidates_dropped, candidate_bus: None }
+        let ledger_entries = Gauge::default();
+        registry.register("ledger_entries", "Entries in this node's verifiable ledger", ledger_entries.clone());
+        let witness_alarms = Family::<AlarmLabels, Gauge>::default();
+        registry.register(
+            "ledger_witness_alarms",
+            "Peer checkpoints this node refused to cosign: forks, rollbacks, failed consistency proofs",
+            witness_alarms.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            catalog_revision,
+            watchers,
+            candidates_dropped,
+            ledger_entries,
+            witness_alarms,
+            candidate_bus: None,
+        }
     }
 
     /// Lets another module register its own metrics in the node's registry.

@@ -93,6 +93,44 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "one JSON object per line", "content": {"application/x-ndjson": {}}},
                               "410": {"description": "history compacted", "content": {"application/problem+json": {}}}}},
     }));
+    let simple = |summary: &str, method: &str| {
+        let mut item = Map::new();
+        item.insert(method.into(), json!({"summary": summary, "responses": with(problem_responses(&["400", "404", "422"]), "200", "ok", json!({"type": "object"}))}));
+        Value::Object(item)
+    };
+    paths.insert("/data/{unit}/{view}/{rest}".into(), json!({
+        "get": {"summary": "Data plane, reverse mode: the request goes to an instance of the view (any method is proxied; see docs/dataplane.md)",
+                "responses": {"200": {"description": "the upstream's answer, streamed"}, "403": {"description": "forward mode: not a catalogued endpoint"},
+                              "404": {"description": "unknown unit or view"}, "502": {"description": "upstream unreachable"},
+                              "503": {"description": "no routable instance"}, "504": {"description": "upstream timeout"}}}}));
+    paths.insert(
+        "/api/v1/sdd/activate".into(),
+        simple(
+            "Activate SDD triggers with a confidence interval: {\"triggers\": [...], \"confidence\": \"0.8..1.0\"}",
+            "post",
+        ),
+    );
+    paths.insert("/api/v1/sdd/deactivate".into(), simple("Stop evaluating SDD triggers", "post"));
+    paths.insert("/api/v1/sdd/status".into(), simple("Per view and client site: analysis and trigger states", "get"));
+    paths.insert("/api/v1/sdd/events".into(), simple("SDD events (activations, fired triggers); ?after=ID", "get"));
+    paths.insert(
+        "/api/v1/sdd/observations".into(),
+        simple("Observations reported by a stand-alone proxy (array, at most 10,000)", "post"),
+    );
+    for (path, method, summary) in [
+        ("/api/v1/ledger", "get", "Ledger summary: origin, size, latest checkpoint"),
+        ("/api/v1/ledger/entries", "post", "Append an entry {\"kind\", \"data\"}; answers its index once durable"),
+        ("/api/v1/ledger/entries/{index}", "get", "One entry, canonical JSON"),
+        ("/api/v1/ledger/checkpoint", "get", "The latest signed checkpoint (C2SP signed note, text/plain)"),
+        ("/api/v1/ledger/pubkey", "get", "The verifier key (signed-note key string)"),
+        ("/api/v1/ledger/proof/inclusion", "get", "Inclusion proof: ?index=&size="),
+        ("/api/v1/ledger/proof/consistency", "get", "Consistency proof: ?old=&new="),
+        ("/api/v1/ledger/tile/{path}", "get", "C2SP tlog-tiles read API"),
+        ("/api/v1/ledger/witness/cosign", "post", "Cosign a peer's checkpoint (refuses forks and rollbacks)"),
+        ("/api/v1/ledger/witness/pubkey", "get", "This node's witness key"),
+    ] {
+        paths.insert(path.into(), simple(summary, method));
+    }
     paths.insert("/api/v1/contexts/civitas.jsonld".into(), json!({"get": {"summary": "Civitas' JSON-LD context", "responses": {"200": {"description": "the context", "content": {"application/ld+json": {}}}}}}));
     paths.insert(
         "/api/v1/openapi.json".into(),
