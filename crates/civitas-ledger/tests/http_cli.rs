@@ -271,6 +271,8 @@ async fn the_cli_appends_proves_and_verifies_offline() {
         checkpoint: checkpoint.to_path_buf(),
         proof: proof.map(Path::to_path_buf),
         entry: entry.map(Path::to_path_buf),
+        witnesses: Vec::new(),
+        min_witnesses: None,
     };
     // Offline: a server URL that nothing listens on.
     let offline = "http://127.0.0.1:9";

@@ -30,6 +30,95 @@ pub struct Config {
     pub sdd: SddSettings,
     /// Logging.
     pub log: LogConfig,
+    /// The ledger's witnesses: which peer logs this node cosigns, which peers cosign its own.
+    pub ledger: LedgerSettings,
+}
+
+/// `[ledger]`: witnessing (see `docs/ledger.md`, "Witnesses between nodes").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSettings {
+    /// Verifier key strings (`civitas ledger pubkey` of each peer, type 0x01) of the peer
+    /// logs this node witnesses: its witness cosigns their checkpoints at
+    /// `POST /api/v1/ledger/witness/cosign`, and refuses forks. Default empty (witnesses
+    /// nothing). Two logs must not share an origin (give the nodes distinct `node.site`).
+    pub witnessed_logs: Vec<String>,
+    /// Peers asked to cosign this node's checkpoints. Default empty (nobody is asked).
+    pub witnesses: Vec<WitnessPeer>,
+    /// How often this node offers its newest checkpoint to `witnesses` (only when the tree
+    /// grew or a witness has not cosigned it yet). Default 2,000 ms.
+    pub cosign_interval_ms: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings { witnessed_logs: Vec::new(), witnesses: Vec::new(), cosign_interval_ms: 2_000 }
+    }
+}
+
+/// One entry of `ledger.witnesses`: `{ url = "http://peer:7070", key = "civitas.city/witness/…+…+…" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessPeer {
+    /// Base URL of the peer node (`http://host:port`; no TLS); its cosign endpoint is
+    /// `<url>/api/v1/ledger/witness/cosign`.
+    pub url: String,
+    /// The peer's witness verifier key (type 0x04), as its `GET /api/v1/ledger/witness/pubkey`
+    /// prints it. Cosignatures are checked against it.
+    pub key: String,
+}
+
+impl LedgerSettings {
+    /// The parsed `witnessed_logs` keys.
+    pub fn witnessed_log_keys(&self) -> Result<Vec<civitas_ledger::NoteVerifier>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let mut keys: Vec<civitas_ledger::NoteVerifier> = Vec::new();
+        for (i, raw) in self.witnessed_logs.iter().enumerate() {
+            let key: civitas_ledger::NoteVerifier =
+                raw.parse().map_err(|e| invalid(format!("ledger.witnessed_logs[{i}] ({raw:?}): {e}")))?;
+            if key.sig_type() != civitas_ledger::note::SIG_TYPE_ED25519 {
+                return Err(invalid(format!(
+                    "ledger.witnessed_logs[{i}] ({raw:?}) is not a log key (type 0x01): use the peer's `civitas ledger pubkey`"
+                )));
+            }
+            if let Some(j) = keys.iter().position(|k| k.name() == key.name()) {
+                return Err(invalid(format!(
+                    "ledger.witnessed_logs[{i}] and [{j}] are both logs named {:?}; a witness holds one key per origin (give the nodes distinct node.site)",
+                    key.name()
+                )));
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    /// The parsed `witnesses`: URL (without trailing `/`) and witness key.
+    pub fn witness_peers(&self) -> Result<Vec<(String, civitas_ledger::NoteVerifier)>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let mut peers = Vec::new();
+        for (i, peer) in self.witnesses.iter().enumerate() {
+            let url = peer.url.trim().trim_end_matches('/');
+            // The node's HTTP client is built without TLS: plain http:// only.
+            let scheme_ok =
+                url.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+            if !scheme_ok {
+                return Err(invalid(format!(
+                    "ledger.witnesses[{i}].url: {:?} is not an http:// URL such as http://127.0.0.1:7070 (https is not supported)",
+                    peer.url
+                )));
+            }
+            let key: civitas_ledger::NoteVerifier =
+                peer.key.parse().map_err(|e| invalid(format!("ledger.witnesses[{i}].key ({:?}): {e}", peer.key)))?;
+            if key.sig_type() != civitas_ledger::note::SIG_TYPE_COSIGNATURE_V1 {
+                return Err(invalid(format!(
+                    "ledger.witnesses[{i}].key ({:?}) is not a witness key (type 0x04): use the peer's GET /api/v1/ledger/witness/pubkey",
+                    peer.key
+                )));
+            }
+            peers.push((url.to_string(), key));
+        }
+        Ok(peers)
+    }
 }
 
 /// `[node]`
@@ -326,6 +415,11 @@ impl Config {
         if !(self.sdd.ewma_alpha > 0.0 && self.sdd.ewma_alpha <= 1.0) {
             return invalid("sdd.ewma_alpha must be in (0, 1]");
         }
+        if self.ledger.cosign_interval_ms == 0 {
+            return invalid("ledger.cosign_interval_ms must be greater than 0");
+        }
+        self.ledger.witnessed_log_keys()?;
+        self.ledger.witness_peers()?;
         Ok(())
     }
 
@@ -374,9 +468,10 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
                 message: format!("`{section}.{key}` must be a number, got {raw:?}"),
             })?),
             toml::Value::Table(_) | toml::Value::Array(_) => {
+                let what = if default.is_table() { "a table" } else { "an array" };
                 return Err(ConfigError::Invalid {
                     origin,
-                    message: format!("`{section}.{key}` is a table; set it in the config file"),
+                    message: format!("`{section}.{key}` is {what}; set it in the config file"),
                 });
             }
             _ => toml::Value::String(raw),
@@ -472,6 +567,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ledger_witness_settings_are_parsed_and_checked_at_load() {
+        let log = civitas_ledger::NodeKey::from_seed(&[1; 32]).log_verifier("civitas.city/ledger/a").unwrap();
+        let witness =
+            civitas_ledger::NodeKey::from_seed(&[2; 32]).witness_signer("civitas.city/witness/b").unwrap().verifier();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civitas.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[ledger]\nwitnessed_logs = [\"{log}\"]\ncosign_interval_ms = 200\n\
+                 [[ledger.witnesses]]\nurl = \"http://127.0.0.1:7071/\"\nkey = \"{witness}\"\n"
+            ),
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap();
+        assert_eq!(c.ledger.cosign_interval_ms, 200);
+        assert_eq!(c.ledger.witnessed_log_keys().unwrap(), vec![log.clone()]);
+        assert_eq!(c.ledger.witness_peers().unwrap(), vec![("http://127.0.0.1:7071".to_string(), witness.clone())]);
+        // The defaults (empty arrays) still serialize, and round-trip.
+        let text = Config::default().to_toml();
+        assert!(text.contains("witnessed_logs = []") && text.contains("witnesses = []"), "{text}");
+
+        for (body, needle) in [
+            ("[ledger]\nwitnessed_logs = [\"nonsense\"]\n".to_string(), "ledger.witnessed_logs[0]"),
+            (format!("[ledger]\nwitnessed_logs = [\"{log}\", \"{witness}\"]\n"), "ledger.witnessed_logs[1]"),
+            (format!("[ledger]\nwitnessed_logs = [\"{log}\", \"{log}\"]\n"), "ledger.witnessed_logs[1]"),
+            (format!("[[ledger.witnesses]]\nurl = \"ftp://x\"\nkey = \"{witness}\"\n"), "ledger.witnesses[0].url"),
+            (format!("[[ledger.witnesses]]\nurl = \"http://x\"\nkey = \"{log}\"\n"), "ledger.witnesses[0].key"),
+            ("[[ledger.witnesses]]\nurl = \"http://x\"\nkey = \"x+1+2\"\n".to_string(), "ledger.witnesses[0].key"),
+            ("[[ledger.witnesses]]\nurl = \"http://x\"\n".to_string(), "key"),
+            ("[ledger]\ncosign_interval_ms = 0\n".to_string(), "ledger.cosign_interval_ms"),
+        ] {
+            std::fs::write(&file, &body).unwrap();
+            let e = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+        let e = Config::load_from(None, env(&[("CIVITAS_LEDGER_WITNESSES", "x")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array") && e.contains("config file"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use civitas_ledger::{
-    Entry, EntryError, Hash, Ledger, LedgerError, NodeKey, NoteSigner, TilePath, Witness, WitnessError,
+    Entry, EntryError, Hash, Ledger, LedgerError, NodeKey, NoteSigner, SignedCheckpoint, TilePath, Witness,
+    WitnessError,
 };
 
 /// Largest request body: an array of entries, or a witness request.
@@ -280,8 +281,19 @@ async fn entry(State(s): State<Shared>, index: Result<Path<u64>, PathRejection>)
     Ok(response)
 }
 
-async fn checkpoint(State(s): State<Shared>) -> ApiResult {
-    let signed = s.ledger.checkpoint(&s.signer).await?;
+/// Chooses the checkpoint `GET /api/v1/ledger/checkpoint` serves, given the log's current
+/// one: the node (`civitas_node::run`) installs one as a request extension
+/// (`axum::Extension(ServedCheckpoint(..))`) that returns the newest checkpoint its witnesses
+/// cosigned, with their cosignature lines (see `witness_client`). Without it, the log's
+/// checkpoint alone is served.
+#[derive(Clone)]
+pub struct ServedCheckpoint(pub Arc<dyn Fn(SignedCheckpoint) -> SignedCheckpoint + Send + Sync>);
+
+async fn checkpoint(State(s): State<Shared>, served: Option<axum::Extension<ServedCheckpoint>>) -> ApiResult {
+    let mut signed = s.ledger.checkpoint(&s.signer).await?;
+    if let Some(axum::Extension(ServedCheckpoint(choose))) = served {
+        signed = choose(signed);
+    }
     // Mutable: tlog-tiles asks for no caching beyond a few seconds.
     Ok(text(signed.to_string(), "no-cache"))
 }

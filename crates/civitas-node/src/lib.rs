@@ -18,6 +18,7 @@ pub mod metrics;
 mod openapi;
 pub mod problem;
 pub mod sdd_api;
+pub mod witness_client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,10 +163,38 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         .map_err(|e| NodeError::NodeKey(e.to_string()))?;
     let witness = civitas_ledger::Witness::open(data_dir.join("witness.json"), witness_signer)?;
     tracing::info!(entries = ledger.size(), "ledger open");
+    // `[ledger]`: the peer logs this node witnesses, the witnesses of its own log (both
+    // validated by `Config::load`; checked again here for configs built in code).
+    let witnessed = config.ledger.witnessed_log_keys().map_err(|e| NodeError::Config(e.to_string()))?;
+    for key in witnessed {
+        tracing::info!(log = %key, "witnessing peer log");
+        witness.trust_log(key);
+    }
+    let witnesses = config.ledger.witness_peers().map_err(|e| NodeError::Config(e.to_string()))?;
+    let interval = Duration::from_millis(config.ledger.cosign_interval_ms.max(1));
+    let cosigned = Arc::new(witness_client::CosignedCheckpoints::new(interval));
+    let ledger = Arc::new(ledger);
+    if !witnesses.is_empty() {
+        let signer = node_key.log_signer(ledger.origin()).map_err(|e| NodeError::NodeKey(e.to_string()))?;
+        tracing::info!(
+            witnesses = witnesses.len(),
+            interval_ms = interval.as_millis() as u64,
+            "asking witnesses to cosign"
+        );
+        let cosigner = witness_client::Cosigner {
+            ledger: Arc::clone(&ledger),
+            signer,
+            witnesses,
+            interval,
+            cosigned: Arc::clone(&cosigned),
+            failures: metrics.cosign_failures.clone(),
+        };
+        tokio::spawn(witness_client::run(cosigner, shutdown_rx.clone()));
+    }
 
     let state = api::AppState {
         catalog,
-        ledger: Arc::new(ledger),
+        ledger,
         node_key: Arc::new(node_key),
         witness: Arc::new(witness),
         dataplane: dataplane.clone(),
@@ -174,7 +203,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         config: Arc::new(config),
         shutdown: shutdown_rx.clone(),
     };
-    let router = api::router(state);
+    // The checkpoint route serves the cosigned checkpoint it finds in this extension.
+    let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
+    let router = api::router(state).layer(axum::Extension(served));
     // One service per connection, which knows the client's address: data plane requests
     // bypass the API router (see `api::dispatch`).
     let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {

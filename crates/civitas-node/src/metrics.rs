@@ -92,6 +92,9 @@ pub struct Metrics {
     /// `civitas_ledger_witness_alarms{kind}`: checkpoints this node refused to cosign
     /// (`fork`, `rollback`, `inconsistent`), set at scrape time.
     pub witness_alarms: Family<AlarmLabels, Gauge>,
+    /// `civitas_ledger_cosign_failures_total`: attempts to have this node's checkpoint
+    /// cosigned by a configured witness that failed (unreachable, refused, bad cosignature).
+    pub cosign_failures: Counter,
     /// The bus whose drops `candidates_dropped` reports, read at scrape time.
     pub candidate_bus: Option<Arc<civitas_placement::ChannelBus>>,
 }
@@ -129,6 +132,12 @@ impl Metrics {
             "Peer checkpoints this node refused to cosign: forks, rollbacks, failed consistency proofs",
             witness_alarms.clone(),
         );
+        let cosign_failures = Counter::default();
+        registry.register(
+            "ledger_cosign_failures",
+            "Failed attempts to have this node's checkpoint cosigned by a configured witness",
+            cosign_failures.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -138,6 +147,7 @@ impl Metrics {
             candidates_dropped,
             ledger_entries,
             witness_alarms,
+            cosign_failures,
             candidate_bus: None,
         }
     }

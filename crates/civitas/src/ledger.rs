@@ -23,7 +23,10 @@ Examples:
   # Prove entry 0 against that checkpoint, then verify offline
   civitas ledger prove 0 --checkpoint checkpoint.txt > proof.json
   civitas ledger verify --pubkey \"$(civitas ledger pubkey)\" --checkpoint checkpoint.txt \\
-      --proof proof.json --entry entry.json";
+      --proof proof.json --entry entry.json
+
+  # Also require the cosignature of a witness (its GET /api/v1/ledger/witness/pubkey)
+  civitas ledger verify --pubkey ledger.pub --checkpoint checkpoint.txt --witness \"$(cat witness.pub)\"";
 
 /// The verbs of `civitas ledger`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -69,7 +72,13 @@ pub enum LedgerCommand {
     #[command(
         after_help = "Examples:\n  civitas ledger verify --pubkey \"$(cat ledger.pub)\" --checkpoint checkpoint.txt\n  \
                             civitas ledger verify --pubkey ledger.pub --checkpoint checkpoint.txt \\\n      \
-                            --proof proof.json --entry entry.json"
+                            --proof proof.json --entry entry.json\n  \
+                            # and cosigned by both witnesses:\n  \
+                            civitas ledger verify --pubkey ledger.pub --checkpoint checkpoint.txt \\\n      \
+                            --witness witness-b.pub --witness witness-c.pub\n  \
+                            # by at least 2 of 3 witnesses:\n  \
+                            civitas ledger verify --pubkey ledger.pub --checkpoint checkpoint.txt --min-witnesses 2 \\\n      \
+                            --witness witness-b.pub --witness witness-c.pub --witness witness-d.pub"
     )]
     Verify {
         /// The log's verifier key, or a file holding it.
@@ -84,6 +93,14 @@ pub enum LedgerCommand {
         /// The entry the proof is for (`civitas ledger get`).
         #[arg(long, value_name = "FILE", requires = "proof")]
         entry: Option<PathBuf>,
+        /// A witness's verifier key (type 0x04, as its `GET /api/v1/ledger/witness/pubkey`
+        /// prints it), or a file holding it; repeatable. The checkpoint must then carry valid
+        /// cosignatures by `--min-witnesses` of them.
+        #[arg(long = "witness", value_name = "KEY")]
+        witnesses: Vec<String>,
+        /// How many of the `--witness` keys must have cosigned the checkpoint (default: all).
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        min_witnesses: Option<usize>,
     },
 }
 
@@ -99,9 +116,10 @@ pub async fn run(server: &str, cmd: LedgerCommand) -> anyhow::Result<()> {
 
 /// Runs a ledger verb, printing to `out`.
 pub async fn run_to(server: &str, cmd: LedgerCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    if let LedgerCommand::Verify { pubkey, checkpoint, proof, entry } = &cmd {
+    if let LedgerCommand::Verify { pubkey, checkpoint, proof, entry, witnesses, min_witnesses } = &cmd {
         // Offline: no node is contacted.
-        return verify(pubkey, checkpoint, proof.as_deref().zip(entry.as_deref()), out);
+        let inclusion = proof.as_deref().zip(entry.as_deref());
+        return verify(pubkey, checkpoint, inclusion, witnesses, *min_witnesses, out);
     }
     let node = Node::new(server)?;
     match cmd {
@@ -145,9 +163,24 @@ fn verify(
     pubkey: &str,
     checkpoint: &Path,
     inclusion: Option<(&Path, &Path)>,
+    witnesses: &[String],
+    min_witnesses: Option<usize>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let key = parse_pubkey(pubkey)?;
+    let key = parse_pubkey(pubkey, "--pubkey")?;
+    let witness_keys = witnesses.iter().map(|w| parse_pubkey(w, "--witness")).collect::<anyhow::Result<Vec<_>>>()?;
+    for w in &witness_keys {
+        if w.sig_type() != civitas_ledger::note::SIG_TYPE_COSIGNATURE_V1 {
+            bail!(
+                "--witness {w} is not a witness key (type 0x04); a node's witness key is what its \
+                 GET /api/v1/ledger/witness/pubkey prints"
+            );
+        }
+    }
+    let required = min_witnesses.unwrap_or(witness_keys.len());
+    if required > witness_keys.len() {
+        bail!("--min-witnesses {required} is more than the {} --witness keys given", witness_keys.len());
+    }
     let text = read_text(checkpoint)?;
     let verified =
         verify_checkpoint(&key, &text).with_context(|| format!("{} does not verify", checkpoint.display()))?;
@@ -160,6 +193,34 @@ fn verify(
         key.name(),
         key.key_id()
     )?;
+    if !witness_keys.is_empty() {
+        let signed = SignedCheckpoint::parse_unverified(&text)
+            .with_context(|| format!("{} does not verify", checkpoint.display()))?;
+        let mut valid = 0;
+        let mut problems = Vec::new();
+        for w in &witness_keys {
+            match signed.note().verify(w) {
+                Ok(line) => {
+                    valid += 1;
+                    let time = line.cosignature_timestamp().map_or(String::new(), |t| format!(" at time {t}"));
+                    writeln!(out, "cosignature OK: {}+{:08x}{time}", w.name(), w.key_id())?;
+                }
+                Err(e) => problems.push(format!("{}+{:08x}: {e}", w.name(), w.key_id())),
+            }
+        }
+        if valid < required {
+            bail!(
+                "{} has {valid} valid cosignature(s) by the given witnesses, {required} required:\n  {}",
+                checkpoint.display(),
+                problems.join("\n  ")
+            );
+        }
+        writeln!(
+            out,
+            "witnesses OK: {valid} of {} given witnesses cosigned ({required} required)",
+            witness_keys.len()
+        )?;
+    }
     if let Some((proof_file, entry_file)) = inclusion {
         let proof: InclusionProof = serde_json::from_slice(&read_bytes(proof_file)?)
             .with_context(|| format!("{} is not an inclusion proof", proof_file.display()))?;
@@ -184,7 +245,7 @@ fn verify(
     Ok(())
 }
 
-fn parse_pubkey(arg: &str) -> anyhow::Result<NoteVerifier> {
+fn parse_pubkey(arg: &str, flag: &str) -> anyhow::Result<NoteVerifier> {
     match arg.parse::<NoteVerifier>() {
         Ok(key) => Ok(key),
         Err(as_key) => {
@@ -193,7 +254,7 @@ fn parse_pubkey(arg: &str) -> anyhow::Result<NoteVerifier> {
                 let text = read_text(path)?;
                 text.trim().parse().with_context(|| format!("{} does not hold a verifier key", path.display()))
             } else {
-                Err(anyhow!(as_key)).context("--pubkey is neither a verifier key nor a file holding one")
+                Err(anyhow!(as_key)).with_context(|| format!("{flag} is neither a verifier key nor a file holding one"))
             }
         }
     }

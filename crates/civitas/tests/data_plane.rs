@@ -162,7 +162,10 @@ async fn reverse_and_forward_modes_route_to_catalogued_instances_and_feed_the_an
     let metrics = http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("civitas_dataplane_"), "data plane metrics are exported");
     assert!(metrics.contains("civitas_ledger_entries"), "ledger size is exported");
-    assert!(metrics.contains("civitas_ledger_witness_alarms{kind=\"fork\"} 0"), "witness alarms are exported:\n{metrics}");
+    assert!(
+        metrics.contains("civitas_ledger_witness_alarms{kind=\"fork\"} 0"),
+        "witness alarms are exported:\n{metrics}"
+    );
 }
 
 /// Kills the child on drop.
