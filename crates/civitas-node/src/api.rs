@@ -466,6 +466,33 @@ pub async fn dispatch(router: Router, dataplane: DataPlane, client: SocketAddr, 
     }
 }
 
+/// Serves `listener` until `shutdown` turns true: every connection's requests go through
+/// [`dispatch`] (data plane first, then `router`). Used by `civitas serve` and by the
+/// stand-alone `civitas proxy`.
+pub async fn serve_with_data_plane(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    dataplane: DataPlane,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    // One service per connection, which knows the client's address.
+    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
+        let client = *incoming.remote_addr();
+        let (router, dataplane) = (router.clone(), dataplane.clone());
+        async move {
+            Ok::<_, std::convert::Infallible>(tower::service_fn(move |req: Request| {
+                let (router, dataplane) = (router.clone(), dataplane.clone());
+                async move { Ok::<_, std::convert::Infallible>(dispatch(router, dataplane, client, req).await) }
+            }))
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|v| *v).await;
+        })
+        .await
+}
+
 // ---- helpers -------------------------------------------------------------------------
 
 pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {

@@ -206,23 +206,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
     let router = api::router(state).layer(axum::Extension(served));
-    // One service per connection, which knows the client's address: data plane requests
-    // bypass the API router (see `api::dispatch`).
-    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
-        let client = *incoming.remote_addr();
-        let (router, dataplane) = (router.clone(), dataplane.clone());
-        async move {
-            Ok::<_, std::convert::Infallible>(tower::service_fn(move |req: axum::extract::Request| {
-                let (router, dataplane) = (router.clone(), dataplane.clone());
-                async move { Ok::<_, std::convert::Infallible>(api::dispatch(router, dataplane, client, req).await) }
-            }))
-        }
-    });
-    let mut stop = shutdown_rx;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|v| *v).await;
-    });
-    let mut server = tokio::spawn(server.into_future());
+    // Data plane requests bypass the API router (see `api::dispatch`).
+    let mut server = tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
     tracing::info!(addr = %local, "listening on {local}");
 
     tokio::select! {

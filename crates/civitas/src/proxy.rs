@@ -76,29 +76,13 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     let state = ProxyState { registry: Arc::new(registry) };
     let router =
         Router::new().route("/healthz", get(|| async { "ok\n" })).route("/metrics", get(metrics)).with_state(state);
-    // Data plane requests go straight to the data plane, the rest to the small router,
-    // exactly as on a node (`civitas_node::api::dispatch`).
-    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
-        let client = *incoming.remote_addr();
-        let (router, dataplane) = (router.clone(), dataplane.clone());
-        async move {
-            Ok::<_, std::convert::Infallible>(tower::service_fn(move |req: axum::extract::Request| {
-                let (router, dataplane) = (router.clone(), dataplane.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(civitas_node::api::dispatch(router, dataplane, client, req).await)
-                }
-            }))
-        }
-    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %args.listen, catalog = %base, "proxy listening on {}", args.listen);
-    let mut stop = shutdown_rx;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|v| *v).await;
-    });
-    let mut server = tokio::spawn(server.into_future());
+    // Data plane requests go straight to the data plane, the rest to the small router,
+    // exactly as on a node.
+    let mut server = tokio::spawn(civitas_node::api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
     tokio::select! {
         r = &mut server => return Ok(r??),
         _ = tokio::signal::ctrl_c() => {}
