@@ -2,8 +2,7 @@
 # Ledger benchmark. Embedded (examples/ledger_bench.rs): batched durable appends, single
 # appends under concurrency, inclusion proof generation + verification at SIZE entries,
 # reopen with full verification. Over HTTP: single appends through the ledger API under
-# concurrency (wrk), via `civitas serve` when the binary has `ledger` verbs, else via the
-# ledger routes served on their own (examples/ledger_http_server.rs).
+# concurrency (wrk), via `civitas serve`.
 # Peers measured in the same run on the same disk: `sha256sum` throughput and one-at-a-time
 # O_DSYNC 4 KiB writes (`dd`), so the figures read as ratios. Prints a Markdown block for
 # docs/BENCHMARKS.md.
@@ -20,7 +19,8 @@ need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get inst
 need wrk wrk
 need python3 python3
 
-cargo build --release -q -p civitas-ledger --example ledger_bench --example ledger_http_server
+cargo build --release -q -p civitas-ledger --example ledger_bench
+cargo build --release -q -p civitas
 WORK="$(mktemp -d -p "${BENCH_DIR:-/tmp}" civitas-ledger-bench.XXXXXX)"
 PORT=17172
 SERVER_PID=""
@@ -51,14 +51,9 @@ r() { awk -v k="$1" '$1 == "RESULT" && $2 == k { print $3 }' "$WORK/embedded.txt
 fmt() { python3 -c "print(f'{float(\"$1\"):,.${2:-0}f}')"; }
 
 # --- HTTP ---
-CIVITAS="${CIVITAS_BIN:-$CARGO_TARGET_DIR/release/civitas}"
-if [ -x "$CIVITAS" ] && "$CIVITAS" ledger --help >/dev/null 2>&1; then
-  HTTP_VIA="civitas serve (full node router)"
-  "$CIVITAS" serve --data-dir "$WORK/http" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
-else
-  HTTP_VIA="the ledger routes on their own (examples/ledger_http_server.rs)"
-  "$CARGO_TARGET_DIR/release/examples/ledger_http_server" --data-dir "$WORK/http" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
-fi
+CIVITAS="$CARGO_TARGET_DIR/release/civitas"
+HTTP_VIA="civitas serve (full node router)"
+"$CIVITAS" serve --data-dir "$WORK/http" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/ledger" >/dev/null && break; sleep 0.1; done
 cat >"$WORK/post.lua" <<'LUA'

@@ -7,6 +7,7 @@
 //! reads; entry bundles and cosigning (an fsync) run on the blocking pool. Errors are
 //! `application/problem+json` documents.
 
+use crate::problem::Problem;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,8 +29,6 @@ use civitas_ledger::{
 const MAX_BODY_BYTES: usize = 16 << 20;
 /// Most entries one `POST /entries` may carry.
 const MAX_ENTRIES_PER_REQUEST: usize = 10_000;
-/// Base of every problem `type` URI.
-const PROBLEM_BASE: &str = "https://civitas.city/problems/";
 
 /// Everything the ledger handlers share.
 struct LedgerApi {
@@ -82,116 +81,79 @@ pub const ROUTES: &[&str] = &[
 
 // ---- problems ----------------------------------------------------------------------------
 
-/// An `application/problem+json` answer (RFC 9457).
-#[derive(Debug)]
-pub struct LedgerProblem {
-    status: StatusCode,
-    body: Value,
-}
-
-impl LedgerProblem {
-    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> LedgerProblem {
-        LedgerProblem {
-            status,
-            body: json!({
-                "type": format!("{PROBLEM_BASE}{slug}"),
-                "title": title,
-                "status": status.as_u16(),
-                "detail": detail.into(),
-            }),
-        }
-    }
-
-    /// Adds a member (`errors`, `witnessSize`…).
-    fn with(mut self, name: &str, value: Value) -> LedgerProblem {
-        self.body[name] = value;
-        self
-    }
-}
-
-impl IntoResponse for LedgerProblem {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        response
-    }
-}
-
-impl From<LedgerError> for LedgerProblem {
-    fn from(e: LedgerError) -> LedgerProblem {
+impl From<LedgerError> for Problem {
+    fn from(e: LedgerError) -> Problem {
         let detail = e.to_string();
         match e {
             LedgerError::InvalidEntry(entry) => invalid_entry(&entry, ""),
             LedgerError::NotFound { .. } | LedgerError::TileNotFound { .. } => {
-                LedgerProblem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
             }
             LedgerError::InvalidRequest(_) => {
-                LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", detail)
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", detail)
             }
             LedgerError::Closed | LedgerError::Failed(_) => {
-                LedgerProblem::new(StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable", "Ledger unavailable", detail)
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable", "Ledger unavailable", detail)
             }
             LedgerError::Corrupt { .. } => {
-                LedgerProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-corrupt", "Ledger data damaged", detail)
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-corrupt", "Ledger data damaged", detail)
             }
-            _ => LedgerProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-error", "Ledger error", detail),
+            _ => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-error", "Ledger error", detail),
         }
     }
 }
 
 /// A 400 naming the offending member: `pointer_prefix` is `/3` for the fourth entry of an
 /// array body.
-fn invalid_entry(e: &EntryError, pointer_prefix: &str) -> LedgerProblem {
+fn invalid_entry(e: &EntryError, pointer_prefix: &str) -> Problem {
     let (pointer, detail) = match e {
         EntryError::Shape { pointer, detail } => (format!("{pointer_prefix}{pointer}"), (*detail).to_string()),
         EntryError::UnknownKind(_) => (format!("{pointer_prefix}/kind"), e.to_string()),
         EntryError::UnknownMember(name) => (format!("{pointer_prefix}/{name}"), e.to_string()),
         _ => (pointer_prefix.to_string(), e.to_string()),
     };
-    LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-entry", "Invalid ledger entry", e.to_string())
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-entry", "Invalid ledger entry", e.to_string())
         .with("errors", json!([{"pointer": pointer, "detail": detail}]))
 }
 
-fn bad_parameter(name: &str, detail: impl Into<String>) -> LedgerProblem {
+fn bad_parameter(name: &str, detail: impl Into<String>) -> Problem {
     let detail = detail.into();
-    LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid parameter", detail.clone())
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid parameter", detail.clone())
         .with("errors", json!([{"parameter": name, "detail": detail}]))
 }
 
-fn query_problem(e: QueryRejection) -> LedgerProblem {
-    LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid parameter", e.body_text())
+fn query_problem(e: QueryRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid parameter", e.body_text())
 }
 
-fn witness_problem(e: WitnessError) -> LedgerProblem {
+fn witness_problem(e: WitnessError) -> Problem {
     let detail = e.to_string();
     match e {
-        WitnessError::UnknownLog { .. } => {
-            LedgerProblem::new(StatusCode::NOT_FOUND, "unknown-log", "Unknown log", detail)
-        }
+        WitnessError::UnknownLog { .. } => Problem::new(StatusCode::NOT_FOUND, "unknown-log", "Unknown log", detail),
         WitnessError::BadCheckpoint(_) => {
-            LedgerProblem::new(StatusCode::FORBIDDEN, "bad-checkpoint", "Checkpoint not verifiable", detail)
+            Problem::new(StatusCode::FORBIDDEN, "bad-checkpoint", "Checkpoint not verifiable", detail)
         }
         WitnessError::Conflict { witness_size, .. } => {
-            LedgerProblem::new(StatusCode::CONFLICT, "witness-conflict", "Witness is at another size", detail)
+            Problem::new(StatusCode::CONFLICT, "witness-conflict", "Witness is at another size", detail)
                 .with("witnessSize", json!(witness_size))
         }
-        WitnessError::Fork { .. } => LedgerProblem::new(StatusCode::CONFLICT, "log-fork", "Log fork detected", detail),
+        WitnessError::Fork { .. } => Problem::new(StatusCode::CONFLICT, "log-fork", "Log fork detected", detail),
         WitnessError::Rollback { .. } => {
-            LedgerProblem::new(StatusCode::CONFLICT, "log-rollback", "Log rollback detected", detail)
+            Problem::new(StatusCode::CONFLICT, "log-rollback", "Log rollback detected", detail)
         }
-        WitnessError::Inconsistent { .. } => LedgerProblem::new(
+        WitnessError::Inconsistent { .. } => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "inconsistent-tree",
             "Checkpoint not consistent with the one cosigned",
             detail,
         ),
         WitnessError::State { .. } => {
-            LedgerProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "witness-error", "Witness error", detail)
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "witness-error", "Witness error", detail)
         }
     }
 }
 
-type ApiResult = Result<Response, LedgerProblem>;
+type ApiResult = Result<Response, Problem>;
 
 fn text(body: String, cache: &'static str) -> Response {
     let mut response = body.into_response();
@@ -201,12 +163,12 @@ fn text(body: String, cache: &'static str) -> Response {
     response
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, json_only: bool) -> Result<axum::body::Bytes, LedgerProblem> {
+async fn read_body(headers: &HeaderMap, body: Body, json_only: bool) -> Result<axum::body::Bytes, Problem> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let json = ct.starts_with("application/json") || ct.contains("+json");
         if json_only && !json {
-            return Err(LedgerProblem::new(
+            return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
@@ -215,7 +177,7 @@ async fn read_body(headers: &HeaderMap, body: Body, json_only: bool) -> Result<a
         }
     }
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        LedgerProblem::new(
+        Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             "Request body too large",
@@ -239,11 +201,11 @@ async fn summary(State(s): State<Shared>) -> Response {
 async fn append(State(s): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult {
     let bytes = read_body(&headers, body, true).await?;
     let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON", e.to_string()))?;
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON", e.to_string()))?;
     match value {
         Value::Array(items) => {
             if items.is_empty() || items.len() > MAX_ENTRIES_PER_REQUEST {
-                return Err(LedgerProblem::new(
+                return Err(Problem::new(
                     StatusCode::BAD_REQUEST,
                     "invalid-entry",
                     "Invalid ledger entry",
@@ -307,7 +269,7 @@ async fn witness_pubkey(State(s): State<Shared>) -> Response {
 }
 
 /// The size of a fresh checkpoint, the default tree size of proofs.
-async fn checkpoint_size(s: &LedgerApi) -> Result<u64, LedgerProblem> {
+async fn checkpoint_size(s: &LedgerApi) -> Result<u64, Problem> {
     Ok(s.ledger.checkpoint(&s.signer).await?.checkpoint().size)
 }
 
@@ -363,7 +325,7 @@ async fn tile(State(s): State<Shared>, path: Result<Path<String>, PathRejection>
         TilePath::Entries { .. } => {
             let ledger = Arc::clone(&s.ledger);
             tokio::task::spawn_blocking(move || ledger.read_tile(&tile)).await.map_err(|e| {
-                LedgerProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-error", "Ledger error", e.to_string())
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger-error", "Ledger error", e.to_string())
             })??
         }
         TilePath::Hashes { .. } => s.ledger.read_tile(&tile)?,
@@ -406,7 +368,7 @@ async fn cosign(State(s): State<Shared>, headers: HeaderMap, body: Body) -> ApiR
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
     let bytes = read_body(&headers, body, false).await?;
     let bad = |detail: String| {
-        LedgerProblem::new(StatusCode::BAD_REQUEST, "invalid-cosign-request", "Invalid cosigning request", detail)
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-cosign-request", "Invalid cosigning request", detail)
     };
     let request = if is_json {
         serde_json::from_slice::<CosignRequest>(&bytes).map_err(|e| bad(e.to_string()))?
@@ -420,9 +382,7 @@ async fn cosign(State(s): State<Shared>, headers: HeaderMap, body: Body) -> ApiR
         witness.cosign_from(request.old_size, &request.checkpoint, &request.consistency_proof)
     })
     .await
-    .map_err(|e| {
-        LedgerProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "witness-error", "Witness error", e.to_string())
-    })?
+    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "witness-error", "Witness error", e.to_string()))?
     .map_err(witness_problem)?;
     Ok(text(cosignature.to_line(), "no-store"))
 }

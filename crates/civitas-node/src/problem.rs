@@ -50,6 +50,9 @@ pub struct ProblemBody {
     /// Documents that still refer to one being deleted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<Value>,
+    /// Further members particular to one kind of problem (e.g. a witness's `witnessSize`).
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, Value>,
 }
 
 /// One offending field: a body pointer or a path/query parameter.
@@ -76,6 +79,7 @@ impl Problem {
             instance: None,
             errors: Vec::new(),
             referrers: Vec::new(),
+            extensions: serde_json::Map::new(),
         }))
     }
 
@@ -107,6 +111,12 @@ impl Problem {
         };
         p.errors = errors.0.into_iter().map(field).collect();
         p
+    }
+
+    /// Adds a member particular to this problem (`witnessSize`…).
+    pub fn with(mut self, name: &str, value: Value) -> Problem {
+        self.extensions.insert(name.to_string(), value);
+        self
     }
 
     /// Sets the request path.

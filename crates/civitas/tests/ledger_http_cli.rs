@@ -1,15 +1,13 @@
-//! The node's ledger routes (`civitas-node/src/ledger_api.rs`) and the CLI's ledger verbs
-//! (`civitas/src/ledger.rs`), compiled here from their own files and run against a real
-//! server on a free port: appends, reads, checkpoints, proofs, tiles, witness cosigning,
-//! problem documents, and the CLI round trip down to offline verification.
+//! The node's ledger routes (`civitas_node::ledger_api`) served on a free port, and the
+//! CLI's ledger verbs (this crate's `src/ledger.rs`, compiled here from its file) run
+//! against them: appends, reads, checkpoints, proofs, tiles, witness cosigning, problem
+//! documents, and the CLI round trip down to offline verification.
 
 #[allow(dead_code)]
-#[path = "../../civitas-node/src/ledger_api.rs"]
-mod ledger_api;
-
-#[allow(dead_code)]
-#[path = "../../civitas/src/ledger.rs"]
+#[path = "../src/ledger.rs"]
 mod ledger_cli;
+
+use civitas_node::ledger_api;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
