@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +17,7 @@ use civitas_dataplane::{DataPlane, RouteHandle, observation_channel};
 use civitas_model::Observation;
 use civitas_node::sdd_api::ObservationRecord;
 use civitas_node::{Config, ConfigOverrides};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
@@ -70,8 +71,14 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     let dataplane = DataPlane::new(civitas_node::dataplane_config(&config)?, routes, observations);
     let mut registry = Registry::with_prefix("civitas");
     dataplane.register_metrics(&mut registry);
-    let unreported = Arc::new(AtomicU64::new(0));
-    tokio::spawn(report_observations(base.clone(), observation_rx, Arc::clone(&unreported), shutdown_rx.clone()));
+    // Observations the node could not take (unreachable, refused): counted, never retried.
+    let unreported = Counter::<u64, AtomicU64>::default();
+    registry.register(
+        "proxy_observations_unreported",
+        "Observations dropped because the node could not take them",
+        unreported.clone(),
+    );
+    tokio::spawn(report_observations(base.clone(), observation_rx, unreported, shutdown_rx.clone()));
 
     let state = ProxyState { registry: Arc::new(registry) };
     let router =
@@ -117,7 +124,7 @@ async fn metrics(State(s): State<ProxyState>) -> Response {
 async fn report_observations(
     base: String,
     mut rx: mpsc::Receiver<Observation>,
-    unreported: Arc<AtomicU64>,
+    unreported: Counter<u64, AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let http = reqwest::Client::new();
@@ -142,11 +149,11 @@ async fn report_observations(
             match sent {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => {
-                    let total = unreported.fetch_add(n, Ordering::Relaxed) + n;
+                    let total = unreported.inc_by(n) + n;
                     tracing::warn!(status = %r.status(), dropped = n, total, "node refused observations");
                 }
                 Err(e) => {
-                    let total = unreported.fetch_add(n, Ordering::Relaxed) + n;
+                    let total = unreported.inc_by(n) + n;
                     tracing::warn!(error = %e, dropped = n, total, "cannot report observations");
                 }
             }

@@ -206,6 +206,10 @@ async fn a_standalone_proxy_follows_the_node_and_reports_its_observations() {
         s["views"].as_array().is_some_and(|v| v.iter().any(|x| x["view"] == "urn:city:buildings:blocks"))
     });
 
+    let metrics = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("civitas_dataplane_requests_total"), "{metrics}");
+    assert!(metrics.contains("civitas_proxy_observations_unreported_total 0"), "{metrics}");
+
     // A change in the node's catalog reaches the proxy: delete the instance, the view stops routing.
     server.civitas(&["delete", "instance", "urn:city:buildings-origin"]).ok();
     let deadline = Instant::now() + DEADLINE;
