@@ -32,6 +32,7 @@ pub mod analyzers;
 mod bus;
 mod confidence;
 mod manager;
+pub mod migration;
 mod syntax;
 mod trigger;
 
