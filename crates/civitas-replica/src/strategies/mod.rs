@@ -1,0 +1,3 @@
+//! Copy strategies: one file per way of filling a replica.
+
+pub mod http_snapshot;
