@@ -49,6 +49,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Flips to `true` when the node shuts down; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,
+    /// The peers asked for documents this node does not hold.
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -223,8 +225,19 @@ async fn get_document(
         let mut params = Params::parse(q.as_deref())?;
         let version = params.take("version");
         params.finish()?;
-        let doc = s.catalog.get(kind, &name, version.as_deref()).await?;
-        Ok(document_response(doc, &headers))
+        match s.catalog.get(kind, &name, version.as_deref()).await {
+            Ok(doc) => Ok(document_response(doc, &headers)),
+            // Not held here: ask the peers, unless a peer is asking (never forwarded twice).
+            Err(e @ civitas_catalog::CatalogError::NotFound { .. })
+                if !headers.contains_key(crate::federation::FEDERATED_HEADER) =>
+            {
+                match s.federation.resolve(kind, &name, version.as_deref()).await {
+                    Some(found) => Ok(federated_response(found, &headers)),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     };
     inner.await.map_err(|p: Problem| p.at(path))
 }
@@ -242,6 +255,25 @@ fn document_response(doc: StoredDocument, headers: &HeaderMap) -> Response {
         h.insert(header::ETAG, v);
     }
     h.insert("x-civitas-revision", HeaderValue::from(revision));
+    resp
+}
+
+/// A document a peer holds, with its owner's ETag and `x-civitas-owner`.
+fn federated_response(found: crate::federation::Resolved, headers: &HeaderMap) -> Response {
+    if let Some(etag) = &found.etag
+        && headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut resp = Response::new(Body::from(found.document));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ld+json"));
+    if let Some(v) = found.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&found.owner) {
+        h.insert(crate::federation::OWNER_HEADER, v);
+    }
     resp
 }
 

@@ -122,12 +122,67 @@ impl LedgerSettings {
 }
 
 /// `[node]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// URN of the catalog `Site` this node runs at (used by the `nearest` route policy).
     /// Empty: unknown. Default empty.
     pub site: String,
+    /// Peer nodes asked, in order, for a unit or instance this node does not hold
+    /// (federation, see `docs/api.md`). Default empty (nobody is asked). File only.
+    pub peers: Vec<Peer>,
+    /// How long a peer's answer (a document, or "nobody holds it" for a fifth of it,
+    /// at least one second) is cached. Default 30 s.
+    pub peer_cache_seconds: u64,
+    /// Time allowed for one peer to answer a lookup. Default 2,000 ms.
+    pub peer_timeout_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { site: String::new(), peers: Vec::new(), peer_cache_seconds: 30, peer_timeout_ms: 2_000 }
+    }
+}
+
+/// One entry of `node.peers`: `{ name = "b", url = "http://peer:7070" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// A name for the peer, unique among `node.peers`; answers it resolves carry it in
+    /// `x-civitas-owner`.
+    pub name: String,
+    /// Base URL of the peer node (`http://host:port`; no TLS).
+    pub url: String,
+}
+
+impl NodeConfig {
+    /// The validated `peers`, with URLs without trailing `/`.
+    pub fn checked_peers(&self) -> Result<Vec<Peer>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let mut peers: Vec<Peer> = Vec::new();
+        for (i, peer) in self.peers.iter().enumerate() {
+            let name = peer.name.trim();
+            if name.is_empty() {
+                return Err(invalid(format!("node.peers[{i}].name must not be empty")));
+            }
+            if let Some(j) = peers.iter().position(|p| p.name == name) {
+                return Err(invalid(format!("node.peers[{i}].name: {name:?} is also the name of node.peers[{j}]")));
+            }
+            let url = peer.url.trim().trim_end_matches('/');
+            // The node's HTTP client is built without TLS: plain http:// only.
+            let ok = url.strip_prefix("http://").is_some_and(|rest| {
+                !rest.is_empty() && !rest.contains(char::is_whitespace) && !rest.contains(['?', '#'])
+            });
+            if !ok {
+                return Err(invalid(format!(
+                    "node.peers[{i}].url: {:?} is not an http:// URL such as http://127.0.0.1:7070 (https is not supported)",
+                    peer.url
+                )));
+            }
+            peers.push(Peer { name: name.to_string(), url: url.to_string() });
+        }
+        Ok(peers)
+    }
 }
 
 /// `[runtime]`
@@ -418,6 +473,13 @@ impl Config {
         if self.ledger.cosign_interval_ms == 0 {
             return invalid("ledger.cosign_interval_ms must be greater than 0");
         }
+        if self.node.peer_cache_seconds == 0 {
+            return invalid("node.peer_cache_seconds must be greater than 0");
+        }
+        if self.node.peer_timeout_ms == 0 {
+            return invalid("node.peer_timeout_ms must be greater than 0");
+        }
+        self.node.checked_peers()?;
         self.ledger.witnessed_log_keys()?;
         self.ledger.witness_peers()?;
         Ok(())
@@ -607,6 +669,44 @@ mod tests {
             assert!(e.contains(needle), "{body}: {e}");
         }
         let e = Config::load_from(None, env(&[("CIVITAS_LEDGER_WITNESSES", "x")]), ConfigOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array") && e.contains("config file"), "{e}");
+    }
+
+    #[test]
+    fn peers_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civitas.toml");
+        std::fs::write(
+            &file,
+            "[node]\npeers = [{ name = \"b\", url = \"http://127.0.0.1:7071/\" }]\npeer_cache_seconds = 1\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap();
+        assert_eq!(c.node.peer_cache_seconds, 1);
+        assert_eq!(c.node.peer_timeout_ms, 2_000);
+        assert_eq!(
+            c.node.checked_peers().unwrap(),
+            vec![Peer { name: "b".into(), url: "http://127.0.0.1:7071".into() }]
+        );
+        for (body, needle) in [
+            ("[node]\npeers = [{ name = \"b\", url = \"https://x\" }]\n", "node.peers[0].url"),
+            ("[node]\npeers = [{ name = \"b\", url = \"http://\" }]\n", "node.peers[0].url"),
+            ("[node]\npeers = [{ name = \"\", url = \"http://x\" }]\n", "node.peers[0].name"),
+            (
+                "[node]\npeers = [{ name = \"b\", url = \"http://x\" }, { name = \"b\", url = \"http://y\" }]\n",
+                "node.peers[1].name",
+            ),
+            ("[node]\npeers = [{ name = \"b\" }]\n", "url"),
+            ("[node]\npeer_cache_seconds = 0\n", "node.peer_cache_seconds"),
+            ("[node]\npeer_timeout_ms = 0\n", "node.peer_timeout_ms"),
+        ] {
+            std::fs::write(&file, body).unwrap();
+            let e = Config::load_from(Some(&file), env(&[]), ConfigOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+        let e = Config::load_from(None, env(&[("CIVITAS_NODE_PEERS", "x")]), ConfigOverrides::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("array") && e.contains("config file"), "{e}");

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod federation;
 pub mod ledger_api;
 pub mod metrics;
 mod openapi;
@@ -192,6 +193,18 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         tokio::spawn(witness_client::run(cosigner, shutdown_rx.clone()));
     }
 
+    // Federation: the peers asked for documents this node does not hold.
+    let peers = config.node.checked_peers().map_err(|e| NodeError::Config(e.to_string()))?;
+    for peer in &peers {
+        tracing::info!(peer = %peer.name, url = %peer.url, "federation peer");
+    }
+    let federation = federation::Federation::new(
+        peers,
+        Duration::from_millis(config.node.peer_timeout_ms.max(1)),
+        Duration::from_secs(config.node.peer_cache_seconds.max(1)),
+    )
+    .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
+
     let state = api::AppState {
         catalog,
         ledger,
@@ -202,6 +215,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         metrics: Arc::new(metrics),
         config: Arc::new(config),
         shutdown: shutdown_rx.clone(),
+        federation: Arc::new(federation),
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));

@@ -56,7 +56,9 @@ pub fn document() -> Value {
                      "responses": with(with(problem_responses(&["400", "409", "413", "415", "422", "503"]), "201", "created", report.clone()).as_object().unwrap().clone(), "200", "applied", report.clone())},
         }));
         paths.insert(format!("/api/v1/{c}/{{name}}"), json!({
-            "get": {"summary": format!("Get a {t}"), "parameters": [name_param, query("version", "an older version", "string")],
+            "get": {"summary": format!("Get a {t}"),
+                    "description": "A document this node does not hold is asked of its peers (`node.peers`); such an answer carries `x-civitas-owner` and the owner's ETag. Requests with `x-civitas-federated` are answered locally only.",
+                    "parameters": [name_param, query("version", "an older version", "string")],
                     "responses": with(problem_responses(&["400", "404"]), "200", "the document", json!({"$ref": "#/components/schemas/Document"}))},
             "put": {"summary": format!("Apply one {t} named in the URL"), "parameters": [name_param, dry_run], "requestBody": doc_body,
                     "responses": with(problem_responses(&["400", "409", "413", "415", "422", "503"]), "200", "applied", report.clone())},

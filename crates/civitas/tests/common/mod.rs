@@ -82,6 +82,23 @@ impl Server {
         panic!("civitas serve found no free port in 5 attempts:\n{last_log}");
     }
 
+    /// One attempt at a node listening on `addr` (chosen by the caller, e.g. because a peer's
+    /// configuration names it before it starts); `Err(log)` if it did not become ready.
+    pub fn try_start_at(
+        data_dir: &Path,
+        log_dir: &Path,
+        addr: SocketAddr,
+        configure: impl Fn(&mut Command, SocketAddr),
+    ) -> Result<Server, String> {
+        let log = log_dir.join(format!("serve-{}-at.log", addr.port()));
+        let mut cmd = serve_command(data_dir, &log);
+        configure(&mut cmd, addr);
+        let child = cmd.spawn().expect("spawn civitas serve");
+        let mut server =
+            Server { child, addr, url: format!("http://{addr}"), data_dir: data_dir.to_path_buf(), log, _temp: None };
+        server.wait_ready().map(|()| server)
+    }
+
     /// Waits until the node logged `listening on ADDR` and `GET /readyz` answers 200;
     /// `Err(log)` if the process exits or the deadline passes.
     fn wait_ready(&mut self) -> Result<(), String> {
