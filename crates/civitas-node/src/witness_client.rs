@@ -130,6 +130,7 @@ pub async fn run(cosigner: Cosigner, mut shutdown: watch::Receiver<bool>) {
         return;
     }
     let http = match reqwest::Client::builder()
+        .no_proxy()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("civitas-node/", env!("CARGO_PKG_VERSION")))

@@ -147,7 +147,10 @@ impl Client {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             bail!("--server {server:?} must be an http:// URL such as http://127.0.0.1:7070");
         }
+        // Never through HTTP_PROXY: users of the transparent data plane set it to a node,
+        // and the CLI talks to its node directly.
         let http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("civitas-cli/", env!("CARGO_PKG_VERSION")))
             .build()

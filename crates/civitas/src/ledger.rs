@@ -300,6 +300,7 @@ impl Node {
             bail!("--server {server:?} must be an http:// URL such as http://127.0.0.1:7070");
         }
         let http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("civitas-cli/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -127,7 +127,7 @@ async fn report_observations(
     unreported: Counter<u64, AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
     let url = format!("{base}/api/v1/sdd/observations");
     let mut batch: Vec<ObservationRecord> = Vec::with_capacity(REPORT_BATCH);
     let mut tick = tokio::time::interval(REPORT_EVERY);

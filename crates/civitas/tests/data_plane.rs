@@ -115,6 +115,16 @@ async fn reverse_and_forward_modes_route_to_catalogued_instances_and_feed_the_an
     assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/blocks/x"), Some("y=1")));
     assert_eq!(echo["sawClientSiteHeader"], false, "the client-site header is not forwarded");
 
+    // A shell with HTTP_PROXY set to the node (as legacy clients use it) still drives the
+    // node with the CLI: the CLI never goes through an environment proxy.
+    let mut cmd = common::civitas_command();
+    cmd.args(["--server", &server.url, "get", "units", "-o", "json"])
+        .env("HTTP_PROXY", &server.url)
+        .env("http_proxy", &server.url)
+        .env("ALL_PROXY", &server.url);
+    let units = common::run(cmd).ok().to_string();
+    assert!(units.contains("urn:city:buildings"), "{units}");
+
     // Not an open proxy: a host that is no instance's endpoint is refused.
     let r = via_proxy.get("http://127.0.0.1:9/anything").send().await.unwrap();
     assert_eq!(r.status(), 403);
