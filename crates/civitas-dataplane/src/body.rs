@@ -218,6 +218,7 @@ pub(crate) fn observation(
         time,
         unit: Arc::clone(unit),
         view: Arc::clone(view),
+        variant: None,
         instance: None,
         client_site,
         client_addr: client,

@@ -195,6 +195,7 @@ impl DataPlane {
             .map(Arc::new);
         let view_metrics = shared.metrics.view(&view.name, arrival.into_std());
         let mut obs = observation(time, &view.unit, &view.name, client_site, client.ip());
+        obs.variant = variant(rest, parts.uri.query());
 
         if has_dot_segment(rest) {
             let e = ProxyError::new(
@@ -459,6 +460,27 @@ fn resolve_forward<'t, 'u>(table: &'t RouteTable, uri: &'u Uri) -> Result<Resolv
             format!("no view of any data unit is served at {scheme}://{host}:{port}{}", uri.path()),
         )),
     }
+}
+
+/// The resource of the view the client asked for, relative to the view's link: `/` + the
+/// remaining path + `?` + the client's query (see [`Observation::variant`]). The view's own
+/// resource without a query is the static `/`: the common request allocates nothing.
+fn variant(rest: &str, query: Option<&str>) -> Option<PathAndQuery> {
+    let query = query.filter(|q| !q.is_empty());
+    let rest = if rest == "/" { "" } else { rest };
+    if rest.is_empty() && query.is_none() {
+        return Some(PathAndQuery::from_static("/"));
+    }
+    let mut s = String::with_capacity(rest.len() + query.map_or(0, str::len) + 2);
+    if !rest.starts_with('/') {
+        s.push('/');
+    }
+    s.push_str(rest);
+    if let Some(q) = query {
+        s.push('?');
+        s.push_str(q);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(s)).ok()
 }
 
 /// The upstream path and query: endpoint path + view link + the client's remaining path,
@@ -741,6 +763,17 @@ mod tests {
         append_forwarded_for(&mut h, "::ffff:192.0.2.1".parse().unwrap());
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1, 10.0.0.2, 192.0.2.1");
+    }
+
+    #[test]
+    fn variants_are_relative_to_the_view() {
+        let v = |rest, query| variant(rest, query).map(|p| p.as_str().to_owned());
+        assert_eq!(v("", None).as_deref(), Some("/"));
+        assert_eq!(v("/", None).as_deref(), Some("/"));
+        assert_eq!(v("", Some("")).as_deref(), Some("/"));
+        assert_eq!(v("district/3", Some("year=2017")).as_deref(), Some("/district/3?year=2017"));
+        assert_eq!(v("/", Some("a=1")).as_deref(), Some("/?a=1"));
+        assert_eq!(v("x/", None).as_deref(), Some("/x/"));
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn reverse_mode_refuses_unknown_units_views_and_missing_instances() {
     let o = p.observation().await;
     assert_eq!((o.status, o.instance.clone()), (503, None));
     assert_eq!(o.view.as_str(), "urn:urbem:buildings:blocks");
+    assert_eq!(o.variant.as_ref().map(|v| v.as_str()), Some("/"), "the view's own resource");
     let resp = c.get(format!("{}/data/urn:urbem:empty/v", p.url())).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert!(json_of(resp).await["detail"].as_str().unwrap().contains("without an http endpoint"));
@@ -107,18 +108,27 @@ async fn forward_mode_routes_absolute_form_requests_and_keeps_the_host() {
     let v = json_of(resp).await;
     assert_eq!(v["uri"], "/blocks/12?x=1");
     assert_eq!(v["headers"]["host"][0], a.addr.to_string());
-    assert_eq!(p.observation().await.view.as_str(), "urn:urbem:buildings:blocks");
+    let o = p.observation().await;
+    assert_eq!(o.view.as_str(), "urn:urbem:buildings:blocks");
+    assert_eq!(o.variant.as_ref().map(|v| v.as_str()), Some("/12?x=1"), "the remainder after endpoint + link");
 
     // The longest endpoint + link prefix wins.
     let resp = c.get(format!("{}/blocks/special/x", a.url())).send().await.unwrap();
     assert_eq!(json_of(resp).await["uri"], "/blocks/special/x");
-    assert_eq!(p.observation().await.view.as_str(), "urn:urbem:special:deep");
+    let o = p.observation().await;
+    assert_eq!(o.view.as_str(), "urn:urbem:special:deep");
+    assert_eq!(o.variant.as_ref().map(|v| v.as_str()), Some("/x"));
+
+    // The view's own resource.
+    let resp = c.get(format!("{}/blocks", a.url())).send().await.unwrap();
+    assert_eq!(json_of(resp).await["uri"], "/blocks");
+    assert_eq!(p.observation().await.variant.as_ref().map(|v| v.as_str()), Some("/"));
 
     // A catalogued host, but no view at that path.
     let resp = c.get(format!("{}/elsewhere", a.url())).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["x-problem-slug"], "not-found");
-    assert_eq!(a.hits(), 2);
+    assert_eq!(a.hits(), 3);
 }
 
 #[tokio::test]
@@ -302,6 +312,7 @@ async fn one_observation_per_request_with_bytes_times_and_client_site() {
     let o = p.observation().await;
     assert_eq!(o.unit.as_str(), UNIT);
     assert_eq!(o.view.as_str(), "urn:urbem:buildings:blocks");
+    assert_eq!(o.variant.as_ref().map(|v| v.as_str()), Some("/upload"), "relative to the view's link");
     assert_eq!(o.instance.as_deref().map(Urn::as_str), Some("urn:inst:a"));
     assert_eq!(o.client_site.as_deref().map(Urn::as_str), Some("urn:site:graz"));
     assert_eq!(o.client_addr.to_string(), "127.0.0.1");

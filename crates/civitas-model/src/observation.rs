@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::uri::PathAndQuery;
+
 use crate::name::Urn;
 
 /// What the data plane saw of one request to a view.
@@ -18,6 +20,14 @@ pub struct Observation {
     pub unit: Arc<Urn>,
     /// The view requested (full name).
     pub view: Arc<Urn>,
+    /// Which resource of the view was requested, relative to the view's link: the path
+    /// below the link plus the client's query, always starting with `/`. For a view with
+    /// link `/blocks`, `/data/urn:x:y/blocks/district/3?year=2017` gives
+    /// `/district/3?year=2017`; the view's own resource (with or without a trailing
+    /// slash, no query) is `/`. `None` when not known (e.g. an observation posted by an
+    /// older stand-alone proxy). `PathAndQuery` is `Bytes`-backed: cloning it does not
+    /// copy, and the canonical `/` is static.
+    pub variant: Option<PathAndQuery>,
     /// The instance that served it; `None` when no instance could be chosen.
     pub instance: Option<Arc<Urn>>,
     /// The site the client said it is at (`x-civitas-client-site`), when known.

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -37,6 +38,11 @@ pub struct ObservationRecord {
     pub unit: String,
     /// View URN.
     pub view: String,
+    /// The resource of the view requested, relative to its link (`/` for the view's own
+    /// resource, `/district/3?year=2017` below it); optional, for proxies that predate it.
+    /// Must start with `/`, have no `..` segment and be at most [`MAX_VARIANT_LEN`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Instance URN, when one was chosen.
     pub instance: Option<String>,
     /// Client site URN, when known.
@@ -63,6 +69,7 @@ impl ObservationRecord {
             time_unix_ms: o.time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
             unit: o.unit.to_string(),
             view: o.view.to_string(),
+            variant: o.variant.as_ref().map(|v| v.as_str().to_owned()),
             instance: o.instance.as_ref().map(|i| i.to_string()),
             client_site: o.client_site.as_ref().map(|s| s.to_string()),
             client_addr: o.client_addr,
@@ -81,6 +88,7 @@ impl ObservationRecord {
             time: UNIX_EPOCH + Duration::from_millis(self.time_unix_ms),
             unit: urn("unit", &self.unit)?,
             view: urn("view", &self.view)?,
+            variant: self.variant.map(parse_variant).transpose().map_err(|e| ("variant".to_string(), e))?,
             instance: self.instance.as_deref().map(|i| urn("instance", i)).transpose()?,
             client_site: self.client_site.as_deref().map(|c| urn("clientSite", c)).transpose()?,
             client_addr: self.client_addr,
@@ -91,6 +99,25 @@ impl ObservationRecord {
             total_time: Duration::from_micros(self.total_us),
         })
     }
+}
+
+/// Longest [`ObservationRecord::variant`] accepted, in bytes.
+pub const MAX_VARIANT_LEN: usize = 4096;
+
+/// A reported variant: starts with `/`, no `..` segment (also percent-encoded), a valid
+/// path and query.
+fn parse_variant(v: String) -> Result<PathAndQuery, String> {
+    if !v.starts_with('/') {
+        return Err(format!("a variant starts with `/`, found {v:?}"));
+    }
+    if v.len() > MAX_VARIANT_LEN {
+        return Err(format!("a variant is at most {MAX_VARIANT_LEN} bytes, found {}", v.len()));
+    }
+    let path = v.split_once('?').map_or(v.as_str(), |(p, _)| p);
+    if path.split('/').any(|seg| seg.to_ascii_lowercase().replace("%2e", ".") == "..") {
+        return Err(format!("a variant has no `..` segment, found {v:?}"));
+    }
+    PathAndQuery::try_from(v).map_err(|e| format!("not a valid path and query: {e}"))
 }
 
 /// Most observations one report may carry.
@@ -188,4 +215,36 @@ fn sdd_problem(e: SddError) -> Problem {
         SddError::NoTriggers => "/triggers".to_string(),
     };
     Problem::invalid(ValidationErrors::single(pointer, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(variant: Option<&str>) -> ObservationRecord {
+        serde_json::from_value(serde_json::json!({
+            "timeUnixMs": 1000, "unit": "urn:urbem:buildings", "view": "urn:urbem:buildings:blocks", "instance": null,
+            "clientSite": null, "clientAddr": "127.0.0.1", "status": 200, "bytesIn": 0, "bytesOut": 5,
+            "ttfbUs": 10, "totalUs": 20, "variant": variant,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn variants_travel_and_are_validated() {
+        let o = record(Some("/district/3?year=2017")).into_observation().unwrap();
+        assert_eq!(o.variant.as_ref().map(PathAndQuery::as_str), Some("/district/3?year=2017"));
+        let back = serde_json::to_value(ObservationRecord::from_observation(&o)).unwrap();
+        assert_eq!(back["variant"], "/district/3?year=2017");
+        // Optional: records from proxies that predate it still parse, and none is sent back.
+        let o = record(None).into_observation().unwrap();
+        assert_eq!(o.variant, None);
+        assert!(serde_json::to_value(ObservationRecord::from_observation(&o)).unwrap().get("variant").is_none());
+        for bad in ["district/3", "/a/../b", "/a/%2E%2e/b", "/..", "/a b"] {
+            let (field, detail) = record(Some(bad)).into_observation().unwrap_err();
+            assert_eq!(field, "variant", "{bad}: {detail}");
+        }
+        assert!(record(Some("/a?x=..")).into_observation().is_ok(), "`..` in the query is no segment");
+        assert!(record(Some(&format!("/{}", "a".repeat(MAX_VARIANT_LEN)))).into_observation().is_err());
+    }
 }

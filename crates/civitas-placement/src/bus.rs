@@ -30,6 +30,13 @@ pub struct MigrationCandidate {
     pub fired_at_unix_ms: u64,
     /// The activation's confidence interval, for the migration manager's escalation.
     pub confidence: ConfidenceInterval,
+    /// The view's most requested resources, relative to its link (`/` is the view's own
+    /// resource, `/district/3?year=2017` one below it with a query), most requested first
+    /// (ties by text), counted across client sites; at most
+    /// [`MAX_VARIANTS_PER_VIEW`](crate::MAX_VARIANTS_PER_VIEW). Empty when the data plane
+    /// reported none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
 }
 
 /// Where fired triggers go. Implementations must not block: `publish` is called from
@@ -96,6 +103,7 @@ mod tests {
             value: n as f64,
             analysis: BTreeMap::new(),
             fired_at_unix_ms: n,
+            variants: Vec::new(),
             confidence: ConfidenceInterval { low: 0.8, high: 1.0 },
         }
     }

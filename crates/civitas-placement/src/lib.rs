@@ -20,7 +20,8 @@
 //! - memory is bounded: per view and client site at most `max_samples_per_key` samples
 //!   per windowed analyzer and a fixed number of frequency buckets; at most `max_keys`
 //!   keys (idle ones evicted first, then the least recently seen); at most `max_events`
-//!   events;
+//!   events; per view (across client sites) at most [`MAX_VARIANTS_PER_VIEW`] variant
+//!   counts;
 //! - every time-dependent function takes `now`, so the same calls give the same results;
 //! - a trigger fires at most once per cooldown per view and client site, and only after
 //!   its minimum samples and its hold time;
@@ -44,8 +45,8 @@ pub use bus::{CandidateBus, ChannelBus, MigrationCandidate};
 pub use civitas_model::Urn;
 pub use confidence::ConfidenceInterval;
 pub use manager::{
-    ActivationRequest, AnalyzerConfig, AnalyzerManager, EVALUATION_INTERVAL, MAX_TRIGGERS, SddError, SddEvent,
-    SddEventKind, SddStatus, TriggerState, TriggerStatus, ViewStatus,
+    ActivationRequest, AnalyzerConfig, AnalyzerManager, EVALUATION_INTERVAL, MAX_TRIGGERS, MAX_VARIANTS_PER_VIEW,
+    SddError, SddEvent, SddEventKind, SddStatus, TriggerState, TriggerStatus, ViewStatus,
 };
 pub use trigger::{
     Comparison, DEFAULT_COOLDOWN, DEFAULT_HOLD, DEFAULT_MIN_SAMPLES, MAX_TRIGGER_LEN, TriggerParseError, TriggerSpec,

@@ -21,6 +21,12 @@ pub const EVALUATION_INTERVAL: Duration = Duration::from_millis(250);
 /// Most triggers in one activation (each costs state per view and client site).
 pub const MAX_TRIGGERS: usize = 32;
 
+/// Most resources (variants, see [`Observation::variant`]) counted per view, across
+/// client sites. When a new variant arrives and the view already counts this many, the
+/// least counted one (of those, the one requested longest ago) is forgotten and the new
+/// one starts at 1. Counts last as long as the view is analysed for some client site.
+pub const MAX_VARIANTS_PER_VIEW: usize = 32;
+
 /// Bounds and tuning of the analyzers.
 #[derive(Debug, Clone)]
 pub struct AnalyzerConfig {
@@ -148,6 +154,10 @@ pub struct ViewStatus {
     pub analysis: BTreeMap<String, f64>,
     /// The state of each trigger of the activation, in its order (empty while inactive).
     pub triggers: Vec<TriggerStatus>,
+    /// The view's most requested variants, counted across client sites (the same for
+    /// every client site of the view), as a candidate would carry them; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_variants: Vec<String>,
 }
 
 /// One trigger's state for one view and client site.
@@ -241,6 +251,8 @@ struct ViewKey {
 struct State {
     config: AnalyzerConfig,
     views: HashMap<ViewKey, ViewState>,
+    /// Per unit and view (across client sites): the most requested variants.
+    variants: HashMap<(Arc<Urn>, Arc<Urn>), Variants>,
     /// Views by last request, oldest first: `recency number → key`.
     recency: BTreeMap<u64, ViewKey>,
     next_recency: u64,
@@ -262,6 +274,41 @@ struct ViewState {
     recency: u64,
     /// One per trigger of the activation; empty while inactive.
     triggers: Vec<Phase>,
+}
+
+/// The bounded variant counts of one view (see [`MAX_VARIANTS_PER_VIEW`]).
+#[derive(Default)]
+struct Variants {
+    /// How many analysed view keys (client sites) share these counts; at 0 they go.
+    keys: usize,
+    /// Variant, count, sequence number of its last request.
+    counts: Vec<(http::uri::PathAndQuery, u64, u64)>,
+    next_seq: u64,
+}
+
+impl Variants {
+    fn count(&mut self, variant: &http::uri::PathAndQuery) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(entry) = self.counts.iter_mut().find(|(v, ..)| v == variant) {
+            entry.1 += 1;
+            entry.2 = seq;
+            return;
+        }
+        if self.counts.len() >= MAX_VARIANTS_PER_VIEW
+            && let Some(least) = (0..self.counts.len()).min_by_key(|&i| (self.counts[i].1, self.counts[i].2))
+        {
+            self.counts.swap_remove(least);
+        }
+        self.counts.push((variant.clone(), 1, seq));
+    }
+
+    /// Most requested first, ties by text.
+    fn top(&self) -> Vec<String> {
+        let mut top: Vec<(&str, u64)> = self.counts.iter().map(|(v, n, _)| (v.as_str(), *n)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        top.into_iter().map(|(v, _)| v.to_owned()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -343,7 +390,13 @@ fn samples_of(values: &FieldValues) -> u64 {
 }
 
 /// Evaluates every trigger of `activation` for one view; returns what fired.
-fn evaluate(activation: &Activation, key: &ViewKey, view: &mut ViewState, now: SystemTime) -> Vec<MigrationCandidate> {
+fn evaluate(
+    activation: &Activation,
+    key: &ViewKey,
+    view: &mut ViewState,
+    variants: Option<&Variants>,
+    now: SystemTime,
+) -> Vec<MigrationCandidate> {
     let now_ms = unix_ms(now);
     let values = view.analyse(now);
     let samples = samples_of(&values);
@@ -374,6 +427,7 @@ fn evaluate(activation: &Activation, key: &ViewKey, view: &mut ViewState, now: S
             value,
             analysis,
             fired_at_unix_ms: now_ms,
+            variants: variants.map(Variants::top).unwrap_or_default(),
             confidence: activation.confidence,
         });
     }
@@ -409,6 +463,13 @@ impl State {
     fn remove_oldest(&mut self) {
         if let Some((_, key)) = self.recency.pop_first() {
             self.views.remove(&key);
+            let view = (key.unit, key.view);
+            if let Some(variants) = self.variants.get_mut(&view) {
+                variants.keys = variants.keys.saturating_sub(1);
+                if variants.keys == 0 {
+                    self.variants.remove(&view);
+                }
+            }
         }
     }
 
@@ -454,13 +515,22 @@ impl State {
             let triggers = self.activation.as_ref().map_or(0, |a| a.triggers.len());
             self.views.insert(key.clone(), ViewState::new(&self.config, now_ms, recency, triggers));
             self.recency.insert(recency, key.clone());
+            self.variants.entry((key.unit.clone(), key.view.clone())).or_default().keys += 1;
         }
         let Some(view) = self.views.get_mut(&key) else { return Vec::new() };
         for analyzer in view.analyzers_mut() {
             analyzer.observe(obs);
         }
+        let variants = self.variants.get_mut(&(key.unit.clone(), key.view.clone()));
+        let variants = match (variants, &obs.variant) {
+            (Some(variants), Some(variant)) => {
+                variants.count(variant);
+                Some(&*variants)
+            }
+            (variants, _) => variants.map(|v| &*v),
+        };
         let Some(activation) = &self.activation else { return Vec::new() };
-        let fired = evaluate(activation, &key, view, now);
+        let fired = evaluate(activation, &key, view, variants, now);
         self.record_fired(&fired);
         fired
     }
@@ -471,7 +541,8 @@ impl State {
         let mut fired = Vec::new();
         for (key, view) in &mut self.views {
             if all || view.triggers.iter().any(|p| !matches!(p, Phase::Idle { .. })) {
-                fired.extend(evaluate(activation, key, view, now));
+                let variants = self.variants.get(&(key.unit.clone(), key.view.clone()));
+                fired.extend(evaluate(activation, key, view, variants, now));
             }
         }
         // A stable order for the bus and the event log.
@@ -511,6 +582,11 @@ impl State {
                     samples: samples_of(&values),
                     analysis: analysis_map(&values),
                     triggers,
+                    top_variants: self
+                        .variants
+                        .get(&(key.unit.clone(), key.view.clone()))
+                        .map(Variants::top)
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -541,6 +617,7 @@ impl AnalyzerManager {
         let state = State {
             config: config.sanitized(),
             views: HashMap::new(),
+            variants: HashMap::new(),
             recency: BTreeMap::new(),
             next_recency: 0,
             activation: None,

@@ -418,3 +418,60 @@ fn a_record_dated_in_the_future_counts_as_arriving_now() {
     assert_eq!(status.views[0].analysis["response_time.ewma"], 14.0);
     assert!(format!("{m:?}").contains("views: 1"));
 }
+
+/// `obs` with a requested variant.
+fn variant_obs(site: Option<&str>, at_ms: u64, variant: &str) -> civitas_model::Observation {
+    let mut o = obs("v", site, t(at_ms), 5, 0);
+    o.variant = Some(http::uri::PathAndQuery::try_from(variant).unwrap());
+    o
+}
+
+#[test]
+fn candidates_carry_the_most_requested_variants_across_client_sites() {
+    let (m, _bus, mut rx) = manager();
+    let (edge1, edge2) = (Some("urn:city:site:edge-1"), Some("urn:city:site:edge-2"));
+    for (site, variant, n) in [(edge1, "/a", 3), (edge1, "/", 2), (edge2, "/b?year=2017", 4), (edge2, "/a", 1)] {
+        for _ in 0..n {
+            m.observe(&variant_obs(site, 0, variant), t(0));
+        }
+    }
+    // An observation without a variant (an older stand-alone proxy) counts for nothing.
+    m.observe(&obs("v", edge2, t(0), 5, 0), t(0));
+    m.activate(&request(&["samples >= 1 min 1"], "0.8..1.0"), t(1)).unwrap();
+    m.observe(&variant_obs(edge1, 2, "/a"), t(2));
+    let fired = drain(&mut rx);
+    let edge1_candidate = fired.iter().find(|c| c.client_site == Some(urn("urn:city:site:edge-1"))).unwrap();
+    assert_eq!(edge1_candidate.variants, ["/a", "/b?year=2017", "/"], "by count across sites, most first");
+    let json = serde_json::to_value(edge1_candidate).unwrap();
+    assert_eq!(json["variants"], json!(["/a", "/b?year=2017", "/"]));
+    // The status shows them for every client site of the view.
+    let status = serde_json::to_value(m.status(t(2))).unwrap();
+    for view in status["views"].as_array().unwrap() {
+        assert_eq!(view["topVariants"], json!(["/a", "/b?year=2017", "/"]), "{view}");
+    }
+}
+
+#[test]
+fn variants_per_view_are_bounded_evicting_the_least_counted_oldest_first() {
+    assert_eq!(civitas_placement::MAX_VARIANTS_PER_VIEW, 32);
+    let (m, _bus, mut rx) = manager();
+    for _ in 0..3 {
+        m.observe(&variant_obs(None, 0, "/hot"), t(0));
+    }
+    // `/hot` and `/v0`..`/v30` fill the 32 places; `/v31`..`/v39` evict `/v0`..`/v8`.
+    for i in 0..40 {
+        m.observe(&variant_obs(None, 0, &format!("/v{i}")), t(0));
+    }
+    m.activate(&request(&["samples >= 1 min 1"], "0.8..1.0"), t(1)).unwrap();
+    m.observe(&variant_obs(None, 2, "/hot"), t(2));
+    let fired = drain(&mut rx);
+    let variants = &fired[0].variants;
+    assert_eq!(variants.len(), 32, "{variants:?}");
+    assert_eq!(variants[0], "/hot");
+    for i in 0..9 {
+        assert!(!variants.contains(&format!("/v{i}")), "/v{i} should have been evicted: {variants:?}");
+    }
+    for i in 9..40 {
+        assert!(variants.contains(&format!("/v{i}")), "/v{i} missing: {variants:?}");
+    }
+}

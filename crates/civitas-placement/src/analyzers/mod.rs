@@ -219,6 +219,7 @@ pub(crate) mod test_support {
             time: at(ms),
             unit: Arc::new(Urn::parse("urn:city:mobility").unwrap()),
             view: Arc::new(Urn::parse("urn:city:mobility:stops").unwrap()),
+            variant: None,
             instance: None,
             client_site: None,
             client_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -94,6 +94,7 @@ pub fn candidate(analysis: BTreeMap<String, f64>) -> MigrationCandidate {
         value: analysis.get("response_time.p50").copied().unwrap_or(0.0),
         analysis,
         fired_at_unix_ms: 0,
+        variants: Vec::new(),
         confidence: ConfidenceInterval { low: 0.8, high: 1.0 },
     }
 }

@@ -28,6 +28,7 @@ pub fn obs(view: &str, site: Option<&str>, at: SystemTime, total_ms: u64, bytes_
         time: at,
         unit: Arc::new(urn("urn:city:mobility")),
         view: Arc::new(urn(&format!("urn:city:mobility:{view}"))),
+        variant: None,
         instance: None,
         client_site: site.map(|s| Arc::new(urn(s))),
         client_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
