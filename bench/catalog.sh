@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 
-need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/common.sh
 need wrk wrk
 need nginx nginx
 
@@ -51,8 +51,10 @@ NGINX
 nginx -c "$WORK/nginx.conf"
 
 wrk_summary() { # prints "req/s p50 p99"; fails when any answer was not 2xx/3xx
-  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
-       END {if (bad) {print "non-2xx answers: " bad > "/dev/stderr"; exit 1} print rps, p50, p99}'
+  local rps p50 p99 bad
+  read -r rps p50 p99 bad < <(wrk_fields)
+  if [ "$bad" != 0 ]; then echo "non-2xx answers: $bad" >&2; return 1; fi
+  echo "$rps $p50 $p99"
 }
 
 echo "## GET one unit ($DURATION s, wrk -t2 -c64)" >&2

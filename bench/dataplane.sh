@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 
-need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/common.sh
 need wrk wrk
 need nginx nginx
 
@@ -93,7 +93,16 @@ wrk.headers["Host"] = "127.0.0.1:$ORIGIN"
 request = function() return wrk.format("GET", "http://127.0.0.1:$ORIGIN/1m.bin") end
 LUA
 
-summary() { awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF} /Socket errors/ {err=$0} END {printf "%s | %s | %s", rps, p50, p99; if (bad) printf " (non-2xx: %s)", bad; if (err) printf " (%s)", err}'; }
+summary() { # one table row's cells from wrk's output
+  local out rps p50 p99 bad err
+  out=$(cat)
+  read -r rps p50 p99 bad < <(wrk_fields <<<"$out")
+  err=$(grep -m1 'Socket errors' <<<"$out" || true)
+  printf "%s | %s | %s" "$rps" "$p50" "$p99"
+  [ "$bad" != 0 ] && printf " (non-2xx: %s)" "$bad"
+  [ -n "$err" ] && printf " (%s)" "$err"
+  return 0
+}
 load() { # name conns url [script]
   local script=()
   [ -n "${4:-}" ] && script=(-s "$4")

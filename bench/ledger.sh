@@ -15,7 +15,7 @@ SIZE="${1:-10000000}"
 DURATION="${2:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 
-need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/common.sh
 need wrk wrk
 need python3 python3
 
@@ -68,9 +68,8 @@ request = function()
   return wrk.format("POST", "/api/v1/ledger/entries", {["Content-Type"] = "application/json"}, body)
 end
 LUA
-wrk_summary() { awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF} END {print rps, p50, p99, (bad == "" ? 0 : bad)}'; }
 echo "## HTTP: single appends, wrk -t2 -c64 -d${DURATION}s via $HTTP_VIA" >&2
-read -r H_RPS H_P50 H_P99 H_BAD <<<"$(wrk -t2 -c64 -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | wrk_summary)"
+read -r H_RPS H_P50 H_P99 H_BAD <<<"$(wrk -t2 -c64 -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | wrk_fields)"
 kill "$SERVER_PID" 2>/dev/null || true
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""

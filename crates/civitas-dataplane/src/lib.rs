@@ -47,7 +47,7 @@ pub use error::ProxyError;
 pub use follow::{follow_catalog, follow_remote};
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
-pub use proxy::{CLIENT_SITE_HEADER, DataPlane};
+pub use proxy::{CLIENT_SITE_HEADER, DataPlane, has_dot_segment};
 pub use routes::{RouteHandle, RouteTable};
 
 /// The error type of proxied bodies.

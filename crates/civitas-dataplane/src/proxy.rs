@@ -654,9 +654,9 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     }
 }
 
-/// Whether the remaining path could climb out of the view: `..` segments (also
+/// Whether a path below a view could climb out of it: `..` segments (also
 /// percent-encoded) or backslashes.
-fn has_dot_segment(rest: &str) -> bool {
+pub fn has_dot_segment(rest: &str) -> bool {
     if rest.is_empty() {
         return false;
     }

@@ -33,8 +33,6 @@ use crate::problem::Problem;
 pub struct AppState {
     /// The catalog.
     pub catalog: Catalog,
-    /// The SDD proxy.
-    pub dataplane: DataPlane,
     /// Usage analysis and triggers.
     pub analyzer: AnalyzerManager,
     /// The verifiable ledger.

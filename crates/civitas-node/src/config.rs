@@ -202,9 +202,9 @@ pub struct RuntimeConfig {
 pub struct DataPlaneSettings {
     /// How a view's instance is chosen unless `view_policies` says otherwise:
     /// `origin`, `nearest` or `fresh-only`. Default `origin`.
-    pub default_policy: String,
+    pub default_policy: civitas_dataplane::RoutePolicy,
     /// Per-view policies: `{ "urn:urbem:buildings:blocks" = "nearest" }`. Default empty.
-    pub view_policies: std::collections::BTreeMap<String, String>,
+    pub view_policies: std::collections::BTreeMap<civitas_model::Urn, civitas_dataplane::RoutePolicy>,
     /// Upstream connect timeout. Default 2,000 ms.
     pub connect_timeout_ms: u64,
     /// Time allowed until the upstream's response headers. Default 30,000 ms.
@@ -226,7 +226,7 @@ pub struct DataPlaneSettings {
 impl Default for DataPlaneSettings {
     fn default() -> Self {
         DataPlaneSettings {
-            default_policy: "origin".into(),
+            default_policy: civitas_dataplane::RoutePolicy::Origin,
             view_policies: Default::default(),
             connect_timeout_ms: 2_000,
             first_byte_timeout_ms: 30_000,
@@ -436,20 +436,6 @@ impl Config {
             && let Err(e) = civitas_model::Urn::parse(&self.node.site)
         {
             return Err(ConfigError::Invalid { origin: None, message: format!("node.site: {e}") });
-        }
-        let policy = |key: String, value: &str| match value {
-            "origin" | "nearest" | "fresh-only" => Ok(()),
-            other => Err(ConfigError::Invalid {
-                origin: None,
-                message: format!("{key}: {other:?} is not a route policy; use origin, nearest or fresh-only"),
-            }),
-        };
-        policy("dataplane.default_policy".into(), &self.dataplane.default_policy)?;
-        for (view, p) in &self.dataplane.view_policies {
-            if let Err(e) = civitas_model::Urn::parse(view) {
-                return Err(ConfigError::Invalid { origin: None, message: format!("dataplane.view_policies: {e}") });
-            }
-            policy(format!("dataplane.view_policies.\"{view}\""), p)?;
         }
         for (key, v) in [
             ("dataplane.connect_timeout_ms", self.dataplane.connect_timeout_ms),

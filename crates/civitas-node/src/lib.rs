@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use civitas_catalog::Catalog;
 use civitas_catalog::kv::{KvError, RedbOptions, RedbStore};
-use civitas_dataplane::{DataPlane, DataPlaneConfig, RouteHandle, RoutePolicy, observation_channel};
+use civitas_dataplane::{DataPlane, DataPlaneConfig, RouteHandle, observation_channel};
 use civitas_model::Urn;
 use civitas_placement::{AnalyzerConfig, AnalyzerManager, ChannelBus};
 
@@ -147,7 +147,77 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         }
     });
 
-    // Ledger: opening verifies the whole log, so it runs on the blocking pool.
+    let LedgerParts { ledger, node_key, witness, cosigned } =
+        start_ledger(&config, metrics.cosign_failures.clone(), shutdown_rx.clone()).await?;
+
+    // Federation: the peers asked for documents this node does not hold.
+    let peers = config.node.checked_peers().map_err(|e| NodeError::Config(e.to_string()))?;
+    for peer in &peers {
+        tracing::info!(peer = %peer.name, url = %peer.url, "federation peer");
+    }
+    let federation = federation::Federation::new(
+        peers,
+        Duration::from_millis(config.node.peer_timeout_ms.max(1)),
+        Duration::from_secs(config.node.peer_cache_seconds.max(1)),
+    )
+    .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
+
+    let state = api::AppState {
+        catalog,
+        ledger,
+        node_key,
+        witness,
+        analyzer,
+        metrics: Arc::new(metrics),
+        config: Arc::new(config),
+        shutdown: shutdown_rx.clone(),
+        federation: Arc::new(federation),
+    };
+    // The checkpoint route serves the cosigned checkpoint it finds in this extension.
+    let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
+    let router = api::router(state).layer(axum::Extension(served));
+    // Data plane requests bypass the API router (see `api::dispatch`).
+    let mut server = tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
+    tracing::info!(addr = %local, "listening on {local}");
+
+    tokio::select! {
+        res = &mut server => {
+            return match res {
+                Ok(r) => r.map_err(NodeError::Serve),
+                Err(e) => Err(NodeError::Serve(std::io::Error::other(e))),
+            };
+        }
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(Ok(r)) => r.map_err(NodeError::Serve)?,
+        Ok(Err(e)) => return Err(NodeError::Serve(std::io::Error::other(e))),
+        Err(_) => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
+            server.abort();
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The ledger, the node key and the witness, opened from the data dir; when `[ledger]`
+/// names witnesses, a task that asks them to cosign this node's checkpoints.
+struct LedgerParts {
+    ledger: Arc<civitas_ledger::Ledger>,
+    node_key: Arc<civitas_ledger::NodeKey>,
+    witness: Arc<civitas_ledger::Witness>,
+    cosigned: Arc<witness_client::CosignedCheckpoints>,
+}
+
+/// Opens the ledger (on the blocking pool: opening verifies the whole log) and starts
+/// the cosigning task; see [`LedgerParts`].
+async fn start_ledger(
+    config: &Config,
+    cosign_failures: prometheus_client::metrics::counter::Counter,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<LedgerParts, NodeError> {
     let data_dir = config.storage.data_dir.clone();
     let site = if config.node.site.is_empty() { "local".to_string() } else { config.node.site.clone() };
     let origin = format!("civitas.city/ledger/{site}");
@@ -188,85 +258,24 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             witnesses,
             interval,
             cosigned: Arc::clone(&cosigned),
-            failures: metrics.cosign_failures.clone(),
+            failures: cosign_failures,
         };
-        tokio::spawn(witness_client::run(cosigner, shutdown_rx.clone()));
+        tokio::spawn(witness_client::run(cosigner, shutdown));
     }
-
-    // Federation: the peers asked for documents this node does not hold.
-    let peers = config.node.checked_peers().map_err(|e| NodeError::Config(e.to_string()))?;
-    for peer in &peers {
-        tracing::info!(peer = %peer.name, url = %peer.url, "federation peer");
-    }
-    let federation = federation::Federation::new(
-        peers,
-        Duration::from_millis(config.node.peer_timeout_ms.max(1)),
-        Duration::from_secs(config.node.peer_cache_seconds.max(1)),
-    )
-    .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
-
-    let state = api::AppState {
-        catalog,
-        ledger,
-        node_key: Arc::new(node_key),
-        witness: Arc::new(witness),
-        dataplane: dataplane.clone(),
-        analyzer,
-        metrics: Arc::new(metrics),
-        config: Arc::new(config),
-        shutdown: shutdown_rx.clone(),
-        federation: Arc::new(federation),
-    };
-    // The checkpoint route serves the cosigned checkpoint it finds in this extension.
-    let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
-    let router = api::router(state).layer(axum::Extension(served));
-    // Data plane requests bypass the API router (see `api::dispatch`).
-    let mut server = tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
-    tracing::info!(addr = %local, "listening on {local}");
-
-    tokio::select! {
-        res = &mut server => {
-            return match res {
-                Ok(r) => r.map_err(NodeError::Serve),
-                Err(e) => Err(NodeError::Serve(std::io::Error::other(e))),
-            };
-        }
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
-    }
-    let _ = shutdown_tx.send(true);
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(Ok(r)) => r.map_err(NodeError::Serve)?,
-        Ok(Err(e)) => return Err(NodeError::Serve(std::io::Error::other(e))),
-        Err(_) => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
-            server.abort();
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
+    Ok(LedgerParts { ledger, node_key: Arc::new(node_key), witness: Arc::new(witness), cosigned })
 }
 
 /// The data plane's settings from `[node]` and `[dataplane]` (validated by `Config::load`).
 pub fn dataplane_config(config: &Config) -> Result<DataPlaneConfig, NodeError> {
     let d = &config.dataplane;
-    let policy = |p: &str| match p {
-        "nearest" => RoutePolicy::Nearest,
-        "fresh-only" => RoutePolicy::FreshOnly,
-        _ => RoutePolicy::Origin,
-    };
-    let mut view_policies = std::collections::BTreeMap::new();
-    for (view, p) in &d.view_policies {
-        let view = Urn::parse(view).map_err(|e| NodeError::Config(format!("dataplane.view_policies: {e}")))?;
-        view_policies.insert(view, policy(p));
-    }
     let node_site = match config.node.site.as_str() {
         "" => None,
         s => Some(Urn::parse(s).map_err(|e| NodeError::Config(format!("node.site: {e}")))?),
     };
     Ok(DataPlaneConfig {
         node_site,
-        default_policy: policy(&d.default_policy),
-        view_policies,
+        default_policy: d.default_policy,
+        view_policies: d.view_policies.clone(),
         connect_timeout: Duration::from_millis(d.connect_timeout_ms),
         first_byte_timeout: Duration::from_millis(d.first_byte_timeout_ms),
         idle_timeout: Duration::from_millis(d.idle_timeout_ms),

@@ -114,7 +114,8 @@ fn parse_variant(v: String) -> Result<PathAndQuery, String> {
         return Err(format!("a variant is at most {MAX_VARIANT_LEN} bytes, found {}", v.len()));
     }
     let path = v.split_once('?').map_or(v.as_str(), |(p, _)| p);
-    if path.split('/').any(|seg| seg.to_ascii_lowercase().replace("%2e", ".") == "..") {
+    // The same rule the data plane applies to the path below a view.
+    if civitas_dataplane::has_dot_segment(path) {
         return Err(format!("a variant has no `..` segment, found {v:?}"));
     }
     PathAndQuery::try_from(v).map_err(|e| format!("not a valid path and query: {e}"))
@@ -130,10 +131,8 @@ async fn observations(
     body: Body,
 ) -> Result<Response, Problem> {
     let path = uri.path();
-    let value = read_json(&headers, body, s.config.http.body_limit_bytes).await.map_err(|p| p.at(path))?;
-    let records: Vec<ObservationRecord> = serde_json::from_value(value).map_err(|e| {
-        Problem::invalid(ValidationErrors::single("", format!("expected an array of observations: {e}"))).at(path)
-    })?;
+    let records: Vec<ObservationRecord> =
+        read_typed(&s, &headers, body, "an array of observations").await.map_err(|p| p.at(path))?;
     if records.len() > MAX_OBSERVATIONS_PER_REPORT {
         return Err(Problem::invalid(ValidationErrors::single(
             "",
@@ -167,14 +166,10 @@ async fn activate(
     body: Body,
 ) -> Result<Response, Problem> {
     let path = uri.path();
-    let value = read_json(&headers, body, s.config.http.body_limit_bytes).await.map_err(|p| p.at(path))?;
-    let request: ActivationRequest = serde_json::from_value(value).map_err(|e| {
-        Problem::invalid(ValidationErrors::single(
-            "",
-            format!("expected {{\"triggers\": [\"response_time.p50 > 3s\"], \"confidence\": \"0.8..1.0\"}}: {e}"),
-        ))
-        .at(path)
-    })?;
+    let request: ActivationRequest =
+        read_typed(&s, &headers, body, "{\"triggers\": [\"response_time.p50 > 3s\"], \"confidence\": \"0.8..1.0\"}")
+            .await
+            .map_err(|p| p.at(path))?;
     let status = s.analyzer.activate(&request, SystemTime::now()).map_err(|e| sdd_problem(e).at(path))?;
     tracing::info!(triggers = ?request.triggers, confidence = %request.confidence, "SDD activated");
     Ok(json_response(StatusCode::OK, &status))
@@ -205,6 +200,19 @@ async fn events(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQue
     };
     let after = inner().map_err(|p| p.at(path))?;
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "events": s.analyzer.events(after) })))
+}
+
+/// Reads a JSON body (size and media type checked) into `T`; a body of the wrong shape is
+/// a 422 that says what was `expected`.
+async fn read_typed<T: serde::de::DeserializeOwned>(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    expected: &str,
+) -> Result<T, Problem> {
+    let value = read_json(headers, body, s.config.http.body_limit_bytes).await?;
+    serde_json::from_value(value)
+        .map_err(|e| Problem::invalid(ValidationErrors::single("", format!("expected {expected}: {e}"))))
 }
 
 fn sdd_problem(e: SddError) -> Problem {
