@@ -5,7 +5,10 @@
 //! and a node's HTTP API ([`follow_remote`], for a stand-alone `civitas proxy`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use bytes::{Bytes, BytesMut};
 use civitas_catalog::kv::KvError;
@@ -36,7 +39,109 @@ const REMOTE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest NDJSON line accepted from a remote watch.
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
-type Documents = HashMap<(Kind, Urn), Document>;
+/// Route documents by kind and name.
+pub type Documents = HashMap<(Kind, Urn), Document>;
+
+/// Where a follower publishes the documents it follows: straight into a [`RouteHandle`]
+/// (a table from one catalog), or into a [`RouteMerger`] slot (one catalog of several).
+#[derive(Clone)]
+pub struct RouteSink(Sink);
+
+#[derive(Clone)]
+enum Sink {
+    Table(RouteHandle),
+    Merged { merger: Arc<RouteMerger>, source: usize },
+}
+
+impl From<RouteHandle> for RouteSink {
+    fn from(routes: RouteHandle) -> RouteSink {
+        RouteSink(Sink::Table(routes))
+    }
+}
+
+impl RouteSink {
+    fn publish(&self, docs: &Documents, revision: u64) {
+        match &self.0 {
+            Sink::Table(routes) => routes.replace(RouteTable::build_at(docs.values(), revision)),
+            Sink::Merged { merger, source } => merger.publish(*source, docs, revision),
+        }
+    }
+}
+
+/// The route documents of several catalogs merged into one table: source 0 is the node's
+/// own catalog, the others its peers' (federation). Where two sources hold a document of
+/// the same kind and name, the lower source wins. The table's revision is source 0's.
+pub struct RouteMerger {
+    routes: RouteHandle,
+    sources: Mutex<Vec<Documents>>,
+    revision: std::sync::atomic::AtomicU64,
+    merged: ArcSwap<MergedDocuments>,
+}
+
+/// The merged route documents with the source each came from.
+#[derive(Debug, Default)]
+pub struct MergedDocuments {
+    /// Document by kind and name, with the index of the source that holds it.
+    pub documents: HashMap<(Kind, Urn), (usize, Document)>,
+}
+
+impl MergedDocuments {
+    /// A document and its source.
+    pub fn get(&self, kind: Kind, name: &Urn) -> Option<(usize, &Document)> {
+        self.documents.get(&(kind, name.clone())).map(|(s, d)| (*s, d))
+    }
+
+    /// Every document of a kind, with its source.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = (usize, &Document)> {
+        self.documents.iter().filter(move |((k, _), _)| *k == kind).map(|(_, (s, d))| (*s, d))
+    }
+}
+
+impl RouteMerger {
+    /// A merger of `sources` catalogs publishing into `routes`.
+    pub fn new(routes: RouteHandle, sources: usize) -> Arc<RouteMerger> {
+        Arc::new(RouteMerger {
+            routes,
+            sources: Mutex::new(vec![Documents::new(); sources.max(1)]),
+            revision: std::sync::atomic::AtomicU64::new(0),
+            merged: ArcSwap::from_pointee(MergedDocuments::default()),
+        })
+    }
+
+    /// The sink for source `source` (0: the node's own catalog).
+    pub fn sink(self: &Arc<Self>, source: usize) -> RouteSink {
+        RouteSink(Sink::Merged { merger: Arc::clone(self), source })
+    }
+
+    /// The documents the current table was built from. Lock-free.
+    pub fn documents(&self) -> Arc<MergedDocuments> {
+        self.merged.load_full()
+    }
+
+    fn publish(&self, source: usize, docs: &Documents, revision: u64) {
+        use std::sync::atomic::Ordering;
+        // One publisher at a time: the union and the table are rebuilt under the lock so
+        // two sources publishing together cannot install an older union last.
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if source >= sources.len() {
+            sources.resize_with(source + 1, Documents::new);
+        }
+        sources[source] = docs.clone();
+        if source == 0 {
+            self.revision.store(revision, Ordering::Relaxed);
+        }
+        let mut merged = MergedDocuments::default();
+        for (index, docs) in sources.iter().enumerate() {
+            for (key, doc) in docs {
+                merged.documents.entry(key.clone()).or_insert_with(|| (index, doc.clone()));
+            }
+        }
+        let table =
+            RouteTable::build_at(merged.documents.values().map(|(_, d)| d), self.revision.load(Ordering::Relaxed));
+        self.merged.store(Arc::new(merged));
+        self.routes.replace(table);
+    }
+}
 
 /// Resolves when `shutdown` turns true; never, if its sender is gone.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -73,7 +178,8 @@ enum Ended {
 /// snapshot's revision, rebuilding and swapping the table after every burst of changes
 /// (a change takes effect within ~50 ms). On `Lagged` or `Compacted` it starts again from a
 /// fresh snapshot; on other errors after a backoff. Ends when `shutdown` turns true.
-pub async fn follow_catalog(catalog: Catalog, routes: RouteHandle, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow_catalog(catalog: Catalog, routes: impl Into<RouteSink>, mut shutdown: watch::Receiver<bool>) {
+    let routes = routes.into();
     let mut backoff = Backoff(BACKOFF_MIN);
     loop {
         let ended = tokio::select! {
@@ -101,7 +207,7 @@ fn classify(e: CatalogError) -> Ended {
     }
 }
 
-async fn follow_catalog_once(catalog: &Catalog, routes: &RouteHandle, backoff: &mut Backoff) -> Ended {
+async fn follow_catalog_once(catalog: &Catalog, routes: &RouteSink, backoff: &mut Backoff) -> Ended {
     let revision = match catalog.revision().await {
         Ok(r) => r,
         Err(e) => return classify(e),
@@ -116,7 +222,7 @@ async fn follow_catalog_once(catalog: &Catalog, routes: &RouteHandle, backoff: &
         Ok(s) => s,
         Err(e) => return classify(e),
     };
-    routes.replace(RouteTable::build_at(docs.values(), revision));
+    routes.publish(&docs, revision);
     tracing::info!(revision, documents = docs.len(), "route table built from the catalog");
     backoff.reset();
     let mut stream = std::pin::pin!(stream);
@@ -140,7 +246,7 @@ async fn follow_catalog_once(catalog: &Catalog, routes: &RouteHandle, backoff: &
         })
         .await;
         if changed {
-            routes.replace(RouteTable::build_at(docs.values(), last));
+            routes.publish(&docs, last);
         }
         if let Some(end) = end {
             return end;
@@ -226,7 +332,8 @@ type RemoteClient = Client<HttpConnector, Empty<Bytes>>;
 ///
 /// The table's revision is the highest revision seen on the watch (0 until the first
 /// change or heartbeat).
-pub async fn follow_remote(base_url: String, routes: RouteHandle, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow_remote(base_url: String, routes: impl Into<RouteSink>, mut shutdown: watch::Receiver<bool>) {
+    let routes = routes.into();
     let base = base_url.trim_end_matches('/').to_string();
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -284,7 +391,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn follow_remote_once(
     client: &RemoteClient,
     base: &str,
-    routes: &RouteHandle,
+    routes: &RouteSink,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
     let watch_body = get(client, &format!("{base}/api/v1/watch")).await?;
@@ -320,7 +427,7 @@ async fn follow_remote_once(
         }
     }
     let mut revision = 0;
-    routes.replace(RouteTable::build_at(docs.values(), revision));
+    routes.publish(&docs, revision);
     tracing::info!(catalog = %base, documents = docs.len(), "route table built from the remote catalog");
     backoff.reset();
 
@@ -340,7 +447,7 @@ async fn follow_remote_once(
                 Ok(Ok(Some(line))) => changed |= apply_remote_line(&mut docs, &mut revision, &line)?,
                 Ok(Ok(None)) => {
                     if changed {
-                        routes.replace(RouteTable::build_at(docs.values(), revision));
+                        routes.publish(&docs, revision);
                     }
                     return Ok(());
                 }
@@ -349,7 +456,7 @@ async fn follow_remote_once(
             }
         }
         if changed {
-            routes.replace(RouteTable::build_at(docs.values(), revision));
+            routes.publish(&docs, revision);
         }
     }
 }

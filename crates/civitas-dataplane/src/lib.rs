@@ -44,10 +44,10 @@ mod routes;
 
 pub use config::{DataPlaneConfig, RoutePolicy};
 pub use error::ProxyError;
-pub use follow::{follow_catalog, follow_remote};
+pub use follow::{Documents, MergedDocuments, RouteMerger, RouteSink, follow_catalog, follow_remote};
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
-pub use proxy::{CLIENT_SITE_HEADER, DataPlane, has_dot_segment};
+pub use proxy::{CLIENT_SITE_HEADER, DataPlane, INSTANCE_HEADER, ROUTE_HEADER, has_dot_segment, variant};
 pub use routes::{RouteHandle, RouteTable};
 
 /// The error type of proxied bodies.

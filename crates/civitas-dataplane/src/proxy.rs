@@ -42,6 +42,14 @@ const STATUS_CLIENT_CLOSED: u16 = 499;
 /// The header a client names its site in; stripped before forwarding.
 pub const CLIENT_SITE_HEADER: &str = "x-civitas-client-site";
 
+/// A request carrying `x-civitas-route: origin` is served by an origin whatever the
+/// view's policy (a replica pulling from its origin's node sends it, so it never copies
+/// a copy). Stripped before forwarding; other values are ignored.
+pub const ROUTE_HEADER: &str = "x-civitas-route";
+
+/// Names, on every proxied response, the instance that served it (an origin or a replica).
+pub const INSTANCE_HEADER: &str = "x-civitas-instance";
+
 static CLIENT_SITE: HeaderName = HeaderName::from_static(CLIENT_SITE_HEADER);
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -212,6 +220,14 @@ impl DataPlane {
         } else {
             shared.policies.get(&*view.name).copied().unwrap_or(shared.config.default_policy)
         };
+        // Replicas are read-only copies: anything but a read goes to an origin, as does a
+        // request that asks for one.
+        let origin_asked = parts.headers.remove(ROUTE_HEADER).is_some_and(|v| v.as_bytes() == b"origin");
+        let policy = if matches!(parts.method, Method::GET | Method::HEAD) && !origin_asked {
+            policy
+        } else {
+            RoutePolicy::Origin
+        };
         let node_site = shared.config.node_site.as_ref().and_then(|s| table.site_index(s.as_str()));
         let instance = match table.choose(view, policy, node_site) {
             Ok(i) => i,
@@ -296,6 +312,7 @@ impl DataPlane {
                 let (mut rparts, mut incoming) = resp.into_parts();
                 remove_hop_by_hop(&mut rparts.headers);
                 rparts.headers.append(header::VIA, shared.via(rparts.version).clone());
+                rparts.headers.insert(INSTANCE_HEADER, instance.name_header.clone());
                 tracing::debug!(instance = %instance.name, status, "proxied");
                 let first = prefetch(&mut incoming, idle).await;
                 Ok(Response::from_parts(rparts, ResponseBody::new(incoming, first, idle, recorder).boxed_unsync()))
@@ -465,7 +482,7 @@ fn resolve_forward<'t, 'u>(table: &'t RouteTable, uri: &'u Uri) -> Result<Resolv
 /// The resource of the view the client asked for, relative to the view's link: `/` + the
 /// remaining path + `?` + the client's query (see [`Observation::variant`]). The view's own
 /// resource without a query is the static `/`: the common request allocates nothing.
-fn variant(rest: &str, query: Option<&str>) -> Option<PathAndQuery> {
+pub fn variant(rest: &str, query: Option<&str>) -> Option<PathAndQuery> {
     let query = query.filter(|q| !q.is_empty());
     let rest = if rest == "/" { "" } else { rest };
     if rest.is_empty() && query.is_none() {
@@ -500,6 +517,14 @@ fn upstream_path(
         && let Some(pq) = client_uri.path_and_query()
     {
         return Ok(pq.clone());
+    }
+    if instance.view_relative {
+        // A replica stores each resource under its variant: endpoint path + variant.
+        let variant = variant(rest, client_uri.query()).unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let s = format!("{}{}", instance.base_path, variant.as_str());
+        return PathAndQuery::from_maybe_shared(Bytes::from(s)).map_err(|e| {
+            ProxyError::new(ErrorKind::BadRequest, format!("invalid upstream path for view {}: {e}", view.name))
+        });
     }
     let query = client_uri.query();
     let mut s = String::with_capacity(

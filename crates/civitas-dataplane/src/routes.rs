@@ -118,6 +118,28 @@ pub(crate) struct InstanceTarget {
     pub endpoint: Box<str>,
     /// `metainformation.freshnessLagSeconds`, when given.
     pub freshness_lag_seconds: Option<f64>,
+    /// `metainformation.validatedAtUnixMs`: when a replica last matched its origin.
+    pub validated_at_unix_ms: Option<u64>,
+    /// `metainformation.stalenessBoundSeconds`: how old `validated_at_unix_ms` may get
+    /// before the replica stops being fresh.
+    pub staleness_bound_seconds: Option<f64>,
+    /// `metainformation.viewRelativePaths`: the endpoint serves each view's resources at
+    /// `endpoint + variant` (a replica), not at `endpoint + link + rest`.
+    pub view_relative: bool,
+    /// The instance's name as a response header value (`x-civitas-instance`).
+    pub name_header: HeaderValue,
+}
+
+impl InstanceTarget {
+    /// Whether the instance is fresh enough for the `fresh-only` policy at `now_unix_ms`
+    /// (a replica; origins are always eligible).
+    fn is_fresh(&self, update_period_seconds: Option<f64>, now_unix_ms: impl FnOnce() -> u64) -> bool {
+        if let (Some(validated), Some(bound)) = (self.validated_at_unix_ms, self.staleness_bound_seconds) {
+            let age_ms = now_unix_ms().saturating_sub(validated);
+            return (age_ms as f64) <= bound * 1000.0;
+        }
+        matches!((self.freshness_lag_seconds, update_period_seconds), (Some(lag), Some(period)) if lag <= period)
+    }
 }
 
 /// One view: its link and the instances that can serve it.
@@ -301,6 +323,10 @@ impl RouteTable {
                 });
                 for t in &view_route.instances {
                     table.instance_count += 1;
+                    if t.view_relative {
+                        // A replica is reached through the view, never addressed directly.
+                        continue;
+                    }
                     let host = t.authority.host();
                     let https = t.scheme == Scheme::HTTPS;
                     let port = t.authority.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -377,7 +403,12 @@ impl RouteTable {
         let host_header = HeaderValue::from_str(authority.as_str()).ok()?;
         let base_path = uri.path().trim_end_matches('/');
         let site = i.site.as_ref().map(|s| self.site_id(s));
+        let meta = &i.metainformation;
         Some(InstanceTarget {
+            validated_at_unix_ms: meta.get("validatedAtUnixMs").and_then(number).map(|n| n as u64),
+            staleness_bound_seconds: meta.get("stalenessBoundSeconds").and_then(number),
+            view_relative: meta.get("viewRelativePaths").and_then(Value::as_bool).unwrap_or(false),
+            name_header: HeaderValue::from_str(i.header.name.as_str()).ok()?,
             name: Arc::new(i.header.name.clone()),
             role: i.role,
             site,
@@ -459,13 +490,20 @@ impl RouteTable {
         if view.instances.is_empty() {
             return Err(NoInstance::None { unroutable: view.unroutable });
         }
+        // The clock is read at most once, and only when a replica's age matters.
+        let now = std::cell::OnceCell::new();
+        let now_unix_ms = || {
+            *now.get_or_init(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            })
+        };
         let eligible = |i: &InstanceTarget| match policy {
             RoutePolicy::Origin => i.role == InstanceRole::Origin,
             RoutePolicy::Nearest => true,
             RoutePolicy::FreshOnly => {
-                i.role == InstanceRole::Origin
-                    || matches!((i.freshness_lag_seconds, view.update_period_seconds),
-                        (Some(lag), Some(period)) if lag <= period)
+                i.role == InstanceRole::Origin || i.is_fresh(view.update_period_seconds, now_unix_ms)
             }
         };
         let score = |i: &InstanceTarget| match policy {

@@ -49,6 +49,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The peers asked for documents this node does not hold.
     pub federation: Arc<crate::federation::Federation>,
+    /// The migration manager, the replicas held here and their update manager; `None`
+    /// in nodes built without them (tests of other parts).
+    pub relocation: Option<crate::relocation::Relocation>,
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -69,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{collection}/{name}", get(get_document).put(put_document).delete(delete_document))
         .route("/api/v1/{collection}/{name}/{sub}", get(sub_resource))
         .merge(crate::sdd_api::routes())
+        .merge(crate::migrations_api::routes())
         .merge(crate::ledger_api::router(
             Arc::clone(&state.ledger),
             Arc::clone(&state.node_key),

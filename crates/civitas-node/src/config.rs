@@ -32,6 +32,167 @@ pub struct Config {
     pub log: LogConfig,
     /// The ledger's witnesses: which peer logs this node cosigns, which peers cosign its own.
     pub ledger: LedgerSettings,
+    /// The migration manager: when a view moves next to its consumers.
+    pub migration: MigrationSettings,
+    /// Replicas at this node: copying, serving and keeping them fresh.
+    pub replicas: ReplicaSettings,
+}
+
+/// `[migration]`: the migration manager's decisions and cost model (see `docs/migration.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationSettings {
+    /// Whether this node acts on migration candidates at all (they are still logged). Default true.
+    pub enabled: bool,
+    /// A plan moves only when its benefit exceeds this many times its cost (≥ 1). Default 1.5.
+    pub hysteresis_factor: f64,
+    /// After a migration of a view is decided, further candidates for it wait this long. Default 600 s.
+    pub cooldown_seconds: f64,
+    /// A replica stays at least this long before it may move again. Default 3,600 s.
+    pub min_residence_seconds: f64,
+    /// A plan waiting for a person expires after this long. Default 86,400 s.
+    pub escalation_ttl_seconds: f64,
+    /// Most plans waiting for a person. Default 100.
+    pub max_pending: usize,
+    /// Migration events kept (persisted in the data dir). Default 1,000.
+    pub max_events: usize,
+    /// What one millisecond saved on one request is worth, in cost units. Default 1e-6.
+    pub value_per_ms: f64,
+    /// One-way latencies a request pays (there and back). Default 2.
+    pub round_trip_factor: f64,
+    /// Smaller latency gains count as none. Default 10 ms.
+    pub min_latency_gain_ms: f64,
+    /// The one-off transfer cost is spread over this time. Default 24 h.
+    pub amortization_hours: f64,
+    /// Egress price when neither the link nor the origin site names one. Default 0.09 per GB.
+    pub default_egress_price_per_gb: f64,
+    /// Storage price when the target site names none. Default 0.023 per GB-month.
+    pub default_storage_price_per_gb_month: f64,
+    /// Bandwidth when the origin-to-target link names none. Default 100 Mbit/s.
+    pub default_bandwidth_mbps: f64,
+    /// Share of a view rewritten per update when its update frequency names none. Default 100 %.
+    pub default_update_fraction_percent: f64,
+    /// Samples at which the confidence's evidence part reaches 0.5. Default 50.
+    pub evidence_half_samples: f64,
+}
+
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        let cost = civitas_placement::migration::CostModel::default();
+        let decisions = civitas_placement::migration::MigrationConfig::default();
+        MigrationSettings {
+            enabled: true,
+            hysteresis_factor: decisions.hysteresis_factor,
+            cooldown_seconds: decisions.cooldown.as_secs_f64(),
+            min_residence_seconds: decisions.min_residence.as_secs_f64(),
+            escalation_ttl_seconds: decisions.escalation_ttl.as_secs_f64(),
+            max_pending: decisions.max_pending,
+            max_events: decisions.max_events,
+            value_per_ms: cost.value_per_ms,
+            round_trip_factor: cost.round_trip_factor,
+            min_latency_gain_ms: cost.min_latency_gain_ms,
+            amortization_hours: cost.amortization_hours,
+            default_egress_price_per_gb: cost.default_egress_price_per_gb,
+            default_storage_price_per_gb_month: cost.default_storage_price_per_gb_month,
+            default_bandwidth_mbps: cost.default_bandwidth_mbps,
+            default_update_fraction_percent: cost.default_update_fraction_percent,
+            evidence_half_samples: civitas_placement::migration::SnapshotStrategyModel::default().evidence_half_samples,
+        }
+    }
+}
+
+impl MigrationSettings {
+    /// The decision settings; the error names the key.
+    pub fn decisions(&self) -> Result<civitas_placement::migration::MigrationConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let secs = |key: &str, v: f64| {
+            std::time::Duration::try_from_secs_f64(v)
+                .map_err(|_| invalid(format!("migration.{key} must be a number of seconds ≥ 0, found {v}")))
+        };
+        let config = civitas_placement::migration::MigrationConfig {
+            hysteresis_factor: self.hysteresis_factor,
+            cooldown: secs("cooldown_seconds", self.cooldown_seconds)?,
+            min_residence: secs("min_residence_seconds", self.min_residence_seconds)?,
+            escalation_ttl: secs("escalation_ttl_seconds", self.escalation_ttl_seconds)?,
+            max_pending: self.max_pending,
+            max_events: self.max_events,
+        };
+        config.validate().map_err(|e| invalid(format!("migration.{e}")))?;
+        Ok(config)
+    }
+
+    /// The `http-snapshot` planning model; the error names the key.
+    pub fn snapshot_model(&self) -> Result<civitas_placement::migration::SnapshotStrategyModel, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        for (key, v) in [
+            ("value_per_ms", self.value_per_ms),
+            ("round_trip_factor", self.round_trip_factor),
+            ("min_latency_gain_ms", self.min_latency_gain_ms),
+            ("default_egress_price_per_gb", self.default_egress_price_per_gb),
+            ("default_storage_price_per_gb_month", self.default_storage_price_per_gb_month),
+            ("default_update_fraction_percent", self.default_update_fraction_percent),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(format!("migration.{key} must be a finite number ≥ 0, found {v}")));
+            }
+        }
+        for (key, v) in [
+            ("amortization_hours", self.amortization_hours),
+            ("default_bandwidth_mbps", self.default_bandwidth_mbps),
+            ("evidence_half_samples", self.evidence_half_samples),
+        ] {
+            if !v.is_finite() || v <= 0.0 {
+                return Err(invalid(format!("migration.{key} must be a finite number > 0, found {v}")));
+            }
+        }
+        Ok(civitas_placement::migration::SnapshotStrategyModel {
+            cost: civitas_placement::migration::CostModel {
+                value_per_ms: self.value_per_ms,
+                round_trip_factor: self.round_trip_factor,
+                min_latency_gain_ms: self.min_latency_gain_ms,
+                amortization_hours: self.amortization_hours,
+                default_egress_price_per_gb: self.default_egress_price_per_gb,
+                default_storage_price_per_gb_month: self.default_storage_price_per_gb_month,
+                default_bandwidth_mbps: self.default_bandwidth_mbps,
+                default_update_fraction_percent: self.default_update_fraction_percent,
+            },
+            evidence_half_samples: self.evidence_half_samples,
+        })
+    }
+}
+
+/// `[replicas]`: copies of views held at this node (see `docs/replicas.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaSettings {
+    /// Resources of one view fetched at once during a copy. Default 4.
+    pub copy_concurrency: usize,
+    /// Time allowed for one resource of a copy or a refresh, from request to last byte. Default 300 s.
+    pub resource_timeout_seconds: u64,
+    /// How often a replica of a view without an `updateFrequency` is refreshed. Default 60 s.
+    pub default_refresh_seconds: f64,
+    /// A replica not validated against its origin within this many refresh periods is
+    /// stale: the data plane sends its traffic to the origin until it catches up. Default 2.
+    pub staleness_factor: f64,
+    /// Per view (full URN): the command the `script` update strategy runs instead of
+    /// the HTTP strategies, e.g. `{ "urn:x:y:v" = "rsync -a src/ $CIVITAS_REPLICA_DIR/" }`.
+    /// Run with `sh -c`; see `docs/replicas.md` for its environment. Default empty. File only.
+    pub update_scripts: std::collections::BTreeMap<String, String>,
+    /// Time allowed for one run of an update script. Default 300 s.
+    pub script_timeout_seconds: u64,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings {
+            copy_concurrency: 4,
+            resource_timeout_seconds: 300,
+            default_refresh_seconds: 60.0,
+            staleness_factor: 2.0,
+            update_scripts: Default::default(),
+            script_timeout_seconds: 300,
+        }
+    }
 }
 
 /// `[ledger]`: witnessing (see `docs/ledger.md`, "Witnesses between nodes").
@@ -125,9 +286,12 @@ impl LedgerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// URN of the catalog `Site` this node runs at (used by the `nearest` route policy).
-    /// Empty: unknown. Default empty.
+    /// URN of the catalog `Site` this node runs at (used by the route policies and as the
+    /// target of migrations). Empty: unknown (no migration targets this node). Default empty.
     pub site: String,
+    /// The URL other nodes and proxies reach this node at (replica endpoints are
+    /// registered under it). Empty: `http://` + `http.listen`. Default empty.
+    pub url: String,
     /// Peer nodes asked, in order, for a unit or instance this node does not hold
     /// (federation, see `docs/api.md`). Default empty (nobody is asked). File only.
     pub peers: Vec<Peer>,
@@ -140,7 +304,13 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { site: String::new(), peers: Vec::new(), peer_cache_seconds: 30, peer_timeout_ms: 2_000 }
+        NodeConfig {
+            site: String::new(),
+            url: String::new(),
+            peers: Vec::new(),
+            peer_cache_seconds: 30,
+            peer_timeout_ms: 2_000,
+        }
     }
 }
 
@@ -156,6 +326,29 @@ pub struct Peer {
 }
 
 impl NodeConfig {
+    /// The URL this node is reached at: `url` without a trailing `/`, or `http://` +
+    /// `listen` (an unspecified address such as `0.0.0.0` needs an explicit `url`).
+    pub fn advertised_url(&self, listen: SocketAddr) -> Result<String, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let url = self.url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            if listen.ip().is_unspecified() {
+                return Err(invalid(format!(
+                    "node.url must be set when http.listen is {listen}: other nodes need an address to reach this one"
+                )));
+            }
+            return Ok(format!("http://{listen}"));
+        }
+        let ok = url.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', ' ']));
+        if !ok {
+            return Err(invalid(format!(
+                "node.url: {:?} is not an http:// base URL such as http://10.0.0.1:7070 (no path, no https)",
+                self.url
+            )));
+        }
+        Ok(url.to_string())
+    }
+
     /// The validated `peers`, with URLs without trailing `/`.
     pub fn checked_peers(&self) -> Result<Vec<Peer>, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { origin: None, message };
@@ -201,7 +394,9 @@ pub struct RuntimeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DataPlaneSettings {
     /// How a view's instance is chosen unless `view_policies` says otherwise:
-    /// `origin`, `nearest` or `fresh-only`. Default `origin`.
+    /// `origin`, `nearest` or `fresh-only`. Default `fresh-only`: the nearest origin or
+    /// fresh replica (so a view relocated by the migration manager is served from its
+    /// replica while the replica keeps up, and from its origin otherwise).
     pub default_policy: civitas_dataplane::RoutePolicy,
     /// Per-view policies: `{ "urn:urbem:buildings:blocks" = "nearest" }`. Default empty.
     pub view_policies: std::collections::BTreeMap<civitas_model::Urn, civitas_dataplane::RoutePolicy>,
@@ -226,7 +421,7 @@ pub struct DataPlaneSettings {
 impl Default for DataPlaneSettings {
     fn default() -> Self {
         DataPlaneSettings {
-            default_policy: civitas_dataplane::RoutePolicy::Origin,
+            default_policy: civitas_dataplane::RoutePolicy::FreshOnly,
             view_policies: Default::default(),
             connect_timeout_ms: 2_000,
             first_byte_timeout_ms: 30_000,
@@ -466,6 +661,35 @@ impl Config {
             return invalid("node.peer_timeout_ms must be greater than 0");
         }
         self.node.checked_peers()?;
+        self.node.advertised_url(self.http.listen)?;
+        self.migration.decisions()?;
+        self.migration.snapshot_model()?;
+        for (key, v) in [
+            ("replicas.copy_concurrency", self.replicas.copy_concurrency as u64),
+            ("replicas.resource_timeout_seconds", self.replicas.resource_timeout_seconds),
+            ("replicas.script_timeout_seconds", self.replicas.script_timeout_seconds),
+        ] {
+            if v == 0 {
+                return invalid(&format!("{key} must be greater than 0"));
+            }
+        }
+        if !(self.replicas.default_refresh_seconds.is_finite() && self.replicas.default_refresh_seconds > 0.0) {
+            return invalid("replicas.default_refresh_seconds must be a number of seconds > 0");
+        }
+        if !(self.replicas.staleness_factor.is_finite() && self.replicas.staleness_factor >= 1.0) {
+            return invalid("replicas.staleness_factor must be a number ≥ 1");
+        }
+        for (view, command) in &self.replicas.update_scripts {
+            if let Err(e) = civitas_model::Urn::parse(view) {
+                return Err(ConfigError::Invalid {
+                    origin: None,
+                    message: format!("replicas.update_scripts key: {e}"),
+                });
+            }
+            if command.trim().is_empty() {
+                return invalid(&format!("replicas.update_scripts.\"{view}\" is an empty command"));
+            }
+        }
         self.ledger.witnessed_log_keys()?;
         self.ledger.witness_peers()?;
         Ok(())

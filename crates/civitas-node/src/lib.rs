@@ -16,8 +16,10 @@ pub mod config;
 pub mod federation;
 pub mod ledger_api;
 pub mod metrics;
+pub mod migrations_api;
 mod openapi;
 pub mod problem;
+pub mod relocation;
 pub mod sdd_api;
 pub mod witness_client;
 
@@ -68,6 +70,9 @@ pub enum NodeError {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The replica store or the relocation state could not be opened.
+    #[error("relocation: {0}")]
+    Relocation(String),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -127,40 +132,59 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut metrics = metrics::Metrics::new();
 
-    // Data plane: a route table that follows the catalog, observations to the analyzers.
-    let routes = RouteHandle::new();
-    tokio::spawn(civitas_dataplane::follow_catalog(catalog.clone(), routes.clone(), shutdown_rx.clone()));
-    let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
-    let dataplane = DataPlane::new(dataplane_config(&config)?, routes.clone(), observations);
-    dataplane.register_metrics(metrics.registry_mut());
-
-    // Analyzer manager: observations in, migration candidates out on the bus.
-    let (bus, mut candidates) = ChannelBus::new(config.sdd.candidate_queue);
-    let bus = Arc::new(bus);
-    metrics.candidate_bus = Some(Arc::clone(&bus));
-    let analyzer = AnalyzerManager::new(analyzer_config(&config), bus);
-    tokio::spawn(analyzer.clone().run(observation_rx, shutdown_rx.clone()));
-    // Until the migration manager exists (next issue), candidates are logged.
-    tokio::spawn(async move {
-        while let Some(c) = candidates.recv().await {
-            tracing::info!(unit = %c.unit, view = %c.view, trigger = %c.trigger, value = c.value, "migration candidate");
-        }
-    });
-
-    let LedgerParts { ledger, node_key, witness, cosigned } =
-        start_ledger(&config, metrics.cosign_failures.clone(), shutdown_rx.clone()).await?;
-
     // Federation: the peers asked for documents this node does not hold.
     let peers = config.node.checked_peers().map_err(|e| NodeError::Config(e.to_string()))?;
     for peer in &peers {
         tracing::info!(peer = %peer.name, url = %peer.url, "federation peer");
     }
     let federation = federation::Federation::new(
-        peers,
+        peers.clone(),
         Duration::from_millis(config.node.peer_timeout_ms.max(1)),
         Duration::from_secs(config.node.peer_cache_seconds.max(1)),
     )
     .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
+
+    // Data plane: a route table merged from this node's catalog (source 0) and its peers'
+    // (sources 1..), so every view of the federation is reachable from here.
+    let routes = RouteHandle::new();
+    let merger = civitas_dataplane::RouteMerger::new(routes.clone(), 1 + peers.len());
+    tokio::spawn(civitas_dataplane::follow_catalog(catalog.clone(), merger.sink(0), shutdown_rx.clone()));
+    for (i, peer) in peers.iter().enumerate() {
+        tokio::spawn(civitas_dataplane::follow_remote(peer.url.clone(), merger.sink(i + 1), shutdown_rx.clone()));
+    }
+    let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
+    let dataplane = DataPlane::new(dataplane_config(&config)?, routes.clone(), observations);
+    dataplane.register_metrics(metrics.registry_mut());
+
+    // Analyzer manager: observations in, migration candidates out on the bus.
+    let (bus, candidates) = ChannelBus::new(config.sdd.candidate_queue);
+    let bus = Arc::new(bus);
+    metrics.candidate_bus = Some(Arc::clone(&bus));
+    let analyzer = AnalyzerManager::new(analyzer_config(&config), bus);
+    tokio::spawn(analyzer.clone().run(observation_rx, shutdown_rx.clone()));
+
+    // Migration manager and replicas: candidates in, replicas registered in the catalog.
+    let relocation = relocation::Relocation::open(relocation::RelocationDeps {
+        catalog: catalog.clone(),
+        merger,
+        peers,
+        own_url: config.node.advertised_url(local).map_err(|e| NodeError::Config(e.to_string()))?,
+        own_site: match config.node.site.as_str() {
+            "" => None,
+            s => Some(Urn::parse(s).map_err(|e| NodeError::Config(format!("node.site: {e}")))?),
+        },
+        data_dir: config.storage.data_dir.clone(),
+        migration: config.migration.clone(),
+        replicas: config.replicas.clone(),
+        guard: Arc::new(relocation::planning::ConstraintGuard),
+    })
+    .await
+    .map_err(NodeError::Relocation)?;
+    relocation.register_metrics(metrics.registry_mut());
+    tokio::spawn(relocation.clone().run(candidates, shutdown_rx.clone()));
+
+    let LedgerParts { ledger, node_key, witness, cosigned } =
+        start_ledger(&config, metrics.cosign_failures.clone(), shutdown_rx.clone()).await?;
 
     let state = api::AppState {
         catalog,
@@ -172,6 +196,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         config: Arc::new(config),
         shutdown: shutdown_rx.clone(),
         federation: Arc::new(federation),
+        relocation: Some(relocation),
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));

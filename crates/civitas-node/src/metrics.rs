@@ -58,7 +58,14 @@ const ROUTES: &[&str] = &[
 
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
     matched
-        .and_then(|m| ROUTES.iter().chain(crate::ledger_api::ROUTES).find(|r| **r == m.as_str()).copied())
+        .and_then(|m| {
+            ROUTES
+                .iter()
+                .chain(crate::ledger_api::ROUTES)
+                .chain(crate::migrations_api::ROUTES)
+                .find(|r| **r == m.as_str())
+                .copied()
+        })
         .unwrap_or("unmatched")
 }
 

@@ -204,7 +204,7 @@ async fn events(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQue
 
 /// Reads a JSON body (size and media type checked) into `T`; a body of the wrong shape is
 /// a 422 that says what was `expected`.
-async fn read_typed<T: serde::de::DeserializeOwned>(
+pub(crate) async fn read_typed<T: serde::de::DeserializeOwned>(
     s: &AppState,
     headers: &HeaderMap,
     body: Body,

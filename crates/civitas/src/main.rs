@@ -12,6 +12,7 @@ mod delete;
 mod get;
 mod kind;
 mod ledger;
+mod migrations;
 mod output;
 mod proxy;
 mod sdd;
@@ -82,6 +83,12 @@ Examples:
     Sdd(sdd::SddCommand),
     /// Run a stand-alone data plane that follows a node's catalog.
     Proxy(proxy::ProxyArgs),
+    /// Why views moved or did not: events, plans waiting for a person, approvals, pins.
+    #[command(subcommand)]
+    Migrations(migrations::MigrationsCommand),
+    /// The replicas a node holds and how fresh they are.
+    #[command(subcommand)]
+    Replicas(migrations::ReplicasCommand),
     /// Append to, read, prove and verify the node's tamper-evident ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -117,6 +124,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Command::Search(a) => search::run(&client, a).await,
             Command::Watch(a) => watch::run(&client, a).await,
             Command::Sdd(c) => sdd::run(&client, c).await,
+            Command::Migrations(c) => migrations::run(&client, c).await,
+            Command::Replicas(c) => migrations::run_replicas(&client, c).await,
             Command::Ledger(c) => ledger::run(&cli.server, c.clone()).await,
         }
     })

@@ -58,6 +58,14 @@ impl EscalationQueue {
         EscalationQueue { pending: BTreeMap::new(), next_id: 1, ttl_ms: duration_ms(ttl), capacity: capacity.max(1) }
     }
 
+    /// The same queue under new limits (a restored queue under the current config);
+    /// plans already queued keep their expiry.
+    pub fn with_limits(mut self, ttl: Duration, capacity: usize) -> EscalationQueue {
+        self.ttl_ms = duration_ms(ttl);
+        self.capacity = capacity.max(1);
+        self
+    }
+
     /// Queues a plan; its id, or `None` when the queue is full.
     pub fn push(&mut self, plan: MigrationPlan, reason: EscalationReason, now: SystemTime) -> Option<u64> {
         if self.pending.len() >= self.capacity {

@@ -81,6 +81,77 @@ pub enum MigrationEventKind {
         /// Where.
         target_site: Urn,
     },
+    /// The candidate could not be planned: its unit, view, origin or this node's site is
+    /// not in the catalog, or a constraint forbids every move.
+    Unresolved {
+        /// Why.
+        reason: String,
+    },
+    /// Executing a plan failed; nothing was registered (the partial copy is deleted).
+    ExecutionFailed {
+        /// Where it was going.
+        target_site: Urn,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl MigrationEventKind {
+    /// The event's name as serialized (`planned`, `held`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MigrationEventKind::CandidateReceived { .. } => "candidateReceived",
+            MigrationEventKind::Planned { .. } => "planned",
+            MigrationEventKind::NoPlan { .. } => "noPlan",
+            MigrationEventKind::Execute { .. } => "execute",
+            MigrationEventKind::Escalated { .. } => "escalated",
+            MigrationEventKind::Approved { .. } => "approved",
+            MigrationEventKind::Rejected { .. } => "rejected",
+            MigrationEventKind::Expired { .. } => "expired",
+            MigrationEventKind::Refused { .. } => "refused",
+            MigrationEventKind::Held { .. } => "held",
+            MigrationEventKind::Executed { .. } => "executed",
+            MigrationEventKind::Unresolved { .. } => "unresolved",
+            MigrationEventKind::ExecutionFailed { .. } => "executionFailed",
+        }
+    }
+
+    /// One sentence for tables and logs.
+    pub fn summary(&self) -> String {
+        let plan = |p: &MigrationPlan| {
+            format!(
+                "{} to {}: gain {:.0} ms, benefit {:.4}/h vs cost {:.4}/h, confidence {:.2}",
+                p.strategy,
+                p.target_site,
+                p.expected_latency_gain_ms,
+                p.benefit_per_hour,
+                p.cost_per_hour,
+                p.confidence
+            )
+        };
+        match self {
+            MigrationEventKind::CandidateReceived { client_site, trigger, value } => {
+                let site = client_site.as_ref().map_or("an unknown site".to_string(), |s| s.to_string());
+                format!("trigger `{trigger}` fired at {value} for clients at {site}")
+            }
+            MigrationEventKind::Planned { plan: p } => format!("plan: {}", plan(p)),
+            MigrationEventKind::NoPlan { strategy } => format!("{strategy}: no plan"),
+            MigrationEventKind::Execute { plan: p } => format!("runs by itself: {}", plan(p)),
+            MigrationEventKind::Escalated { escalation, reason, .. } => {
+                format!("waits for a person as #{escalation}: {reason}")
+            }
+            MigrationEventKind::Approved { escalation, .. } => format!("#{escalation} approved by a person"),
+            MigrationEventKind::Rejected { escalation, reason } => format!("#{escalation} rejected: {reason}"),
+            MigrationEventKind::Expired { escalation } => format!("#{escalation} expired unanswered"),
+            MigrationEventKind::Refused { reason } => format!("refused: {reason}"),
+            MigrationEventKind::Held { reason } => format!("held: {reason}"),
+            MigrationEventKind::Executed { target_site } => format!("replica at {target_site} serves the view"),
+            MigrationEventKind::Unresolved { reason } => format!("not planned: {reason}"),
+            MigrationEventKind::ExecutionFailed { target_site, error } => {
+                format!("copy to {target_site} failed: {error}")
+            }
+        }
+    }
 }
 
 /// One entry of the log.
@@ -117,6 +188,15 @@ impl MigrationEventLog {
     /// An empty log keeping at most `capacity` events (at least 1).
     pub fn new(capacity: usize) -> MigrationEventLog {
         MigrationEventLog { events: VecDeque::new(), next_id: 1, capacity: capacity.max(1) }
+    }
+
+    /// The same log keeping at most `capacity` events (the oldest dropped first).
+    pub fn with_capacity(mut self, capacity: usize) -> MigrationEventLog {
+        self.capacity = capacity.max(1);
+        while self.events.len() > self.capacity {
+            self.events.pop_front();
+        }
+        self
     }
 
     /// Appends an event; its id.

@@ -77,6 +77,20 @@ mod duration_secs {
     }
 }
 
+/// What a [`MigrationManager`] remembers between runs: pins and placements, the
+/// plans waiting for a person and the event log. The node persists it after every
+/// change and hands it back to [`MigrationManager::restore`] at start-up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagerState {
+    /// Pins, last decisions and placements.
+    pub guard: FlappingGuard,
+    /// Plans waiting for a person.
+    pub queue: EscalationQueue,
+    /// The event log.
+    pub events: MigrationEventLog,
+}
+
 /// Ties strategies, the decider, anti-flapping, the escalation queue and the event log
 /// together. A plain struct: the node puts it behind a lock or in a task. Deterministic:
 /// every time-dependent call takes `now`.
@@ -115,6 +129,29 @@ impl MigrationManager {
             events: MigrationEventLog::new(config.max_events),
             config,
         }
+    }
+
+    /// A manager continuing from a saved [`ManagerState`]: the guard takes this
+    /// config's cooldown and minimum residence, the queue its expiry and capacity, the
+    /// log its capacity (a smaller capacity drops the oldest entries).
+    pub fn restore(
+        config: MigrationConfig,
+        strategies: Vec<Box<dyn MigrationStrategy>>,
+        state: ManagerState,
+    ) -> MigrationManager {
+        let mut manager = MigrationManager::new(config, strategies);
+        let ManagerState { mut guard, queue, events } = state;
+        guard.cooldown = manager.config.cooldown;
+        guard.min_residence = manager.config.min_residence;
+        manager.guard = guard;
+        manager.queue = queue.with_limits(manager.config.escalation_ttl, manager.config.max_pending);
+        manager.events = events.with_capacity(manager.config.max_events);
+        manager
+    }
+
+    /// What to persist to continue later (see [`MigrationManager::restore`]).
+    pub fn state(&self) -> ManagerState {
+        ManagerState { guard: self.guard.clone(), queue: self.queue.clone(), events: self.events.clone() }
     }
 
     /// A manager with the reference `http-snapshot` planning model.
@@ -269,6 +306,28 @@ impl MigrationManager {
         let unit = view.as_str().rsplit_once(':').and_then(|(u, _)| Urn::parse(u).ok()).unwrap_or_else(|| view.clone());
         let kind = MigrationEventKind::Executed { target_site: target_site.clone() };
         self.events.record(&unit, view, None, kind, now);
+    }
+
+    /// Records a candidate that never reached the strategies (see
+    /// [`MigrationEventKind::Unresolved`]).
+    pub fn record_unresolved(&mut self, candidate: &crate::MigrationCandidate, reason: &str, now: SystemTime) {
+        let (unit, view) = (&candidate.unit, &candidate.view);
+        let consideration = Some(self.events.next_id());
+        let received = MigrationEventKind::CandidateReceived {
+            client_site: candidate.client_site.clone(),
+            trigger: candidate.trigger.clone(),
+            value: candidate.value,
+        };
+        self.events.record(unit, view, consideration, received, now);
+        let kind = MigrationEventKind::Unresolved { reason: reason.to_string() };
+        self.events.record(unit, view, consideration, kind, now);
+    }
+
+    /// Records that executing a plan for `view` failed (the cooldown already runs since
+    /// the decision, so a failing target is not retried at once).
+    pub fn record_failed(&mut self, unit: &Urn, view: &Urn, target_site: &Urn, error: &str, now: SystemTime) {
+        let kind = MigrationEventKind::ExecutionFailed { target_site: target_site.clone(), error: error.to_string() };
+        self.events.record(unit, view, None, kind, now);
     }
 
     /// Pins a view (replacing any pin it had).

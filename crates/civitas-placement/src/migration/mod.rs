@@ -31,6 +31,6 @@ pub use decision::{Decision, EscalationReason, HoldReason, MigrationDecider, Ref
 pub use escalation::{EscalationError, EscalationQueue, PendingMigration};
 pub use events::{MigrationEvent, MigrationEventKind, MigrationEventLog};
 pub use flapping::{FlappingGuard, Pin, Placement};
-pub use manager::{MigrationConfig, MigrationManager};
+pub use manager::{ManagerState, MigrationConfig, MigrationManager};
 pub use plan::{MigrationPlan, PlanInput, TargetConstraints};
 pub use strategy::{ConfidenceParts, MigrationStrategy, SnapshotStrategyModel};

@@ -23,6 +23,9 @@ pub struct SnapshotConfig {
     pub read_timeout: Duration,
     /// Longest time one resource may take from request to last byte.
     pub resource_timeout: Duration,
+    /// Headers sent with every request (a node pulling through its origin's node sends
+    /// `x-civitas-route: origin`).
+    pub headers: http::HeaderMap,
 }
 
 impl Default for SnapshotConfig {
@@ -32,6 +35,7 @@ impl Default for SnapshotConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             resource_timeout: Duration::from_secs(600),
+            headers: http::HeaderMap::new(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl HttpSnapshot {
             .read_timeout(config.read_timeout)
             .timeout(config.resource_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .default_headers(config.headers.clone())
             .no_proxy()
             .build()
             .map_err(ReplicaError::Client)?;
@@ -125,9 +130,13 @@ impl HttpSnapshot {
         progress.send_replace(SnapshotProgress { resources_total: variants.len(), ..SnapshotProgress::default() });
 
         let writer = self.store.begin(&request.replica_id).await?;
-        let fetched = stream::iter(variants.iter().map(|variant| {
-            let url = join(base, variant);
-            self.fetch_new(&writer, variant, url, progress)
+        // Owned variants: a closure taking a reference makes the future not `Send` for
+        // every lifetime (rust-lang/rust#102211), which `tokio::spawn` needs.
+        let owned: Vec<String> = variants.iter().map(|v| (*v).to_owned()).collect();
+        let writer_ref = &writer;
+        let fetched = stream::iter(owned.into_iter().map(move |variant: String| {
+            let url = join(base, &variant);
+            async move { self.fetch_new(writer_ref, &variant, url, progress).await }
         }))
         .buffer_unordered(self.config.concurrency.max(1))
         .try_collect::<Vec<ResourceMeta>>()

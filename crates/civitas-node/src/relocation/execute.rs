@@ -1,0 +1,261 @@
+//! Executing a plan: copy the view from its origin's node into the replica store, verify
+//! and commit it, then register it as a `DataInstance` in the unit owner's catalog.
+//! Until that registration nothing routes to it, so a migration never fails a request.
+
+use std::time::SystemTime;
+
+use civitas_catalog::ApplyOptions;
+use civitas_model::{DataUnit, Document, Kind, Urn, View};
+use civitas_placement::migration::MigrationPlan;
+use civitas_replica::{ReplicaId, SnapshotProgress, SnapshotRequest};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use super::{DecisionLabels, Relocation, unix_ms};
+
+impl Relocation {
+    /// Executes `plan` in the background (at most one copy or refresh per view at a time).
+    pub(super) fn spawn_execute(&self, plan: MigrationPlan, variants: Vec<String>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if !this.claim(&plan.view) {
+                tracing::info!(view = %plan.view, "a copy of this view is already running; plan skipped");
+                return;
+            }
+            let result = this.execute(&plan, variants).await;
+            this.release(&plan.view);
+            let now = SystemTime::now();
+            let outcome = match &result {
+                Ok(()) => "executed",
+                Err(_) => "failed",
+            };
+            this.inner.metrics.executions.get_or_create(&DecisionLabels { decision: outcome }).inc();
+            {
+                let mut manager = this.inner.manager.lock().unwrap_or_else(|e| e.into_inner());
+                match &result {
+                    Ok(()) => manager.record_executed(&plan.view, &plan.target_site, now),
+                    Err(e) => manager.record_failed(&plan.unit, &plan.view, &plan.target_site, e, now),
+                }
+            }
+            match &result {
+                Ok(()) => tracing::info!(view = %plan.view, site = %plan.target_site, "migration executed"),
+                Err(e) => tracing::warn!(view = %plan.view, site = %plan.target_site, error = %e, "migration failed"),
+            }
+            if let Err(e) = this.persist().await {
+                tracing::error!(error = %e, "cannot persist the relocation state");
+            }
+        });
+    }
+
+    async fn execute(&self, plan: &MigrationPlan, variants: Vec<String>) -> Result<(), String> {
+        let inner = &self.inner;
+        let own_site = inner.deps.own_site.clone().ok_or("node.site is not set")?;
+        if plan.target_site != own_site {
+            return Err(format!(
+                "the plan targets site {}, this node is at {own_site}; a node only copies views to its own site",
+                plan.target_site
+            ));
+        }
+        let docs = inner.deps.merger.documents();
+        let (source_index, unit) = match docs.get(Kind::DataUnit, &plan.unit) {
+            Some((s, Document::DataUnit(u))) => (s, u.clone()),
+            _ => return Err(format!("data unit {} is no longer in any catalog this node follows", plan.unit)),
+        };
+        let view = unit
+            .views
+            .iter()
+            .find(|v| v.name == plan.view)
+            .cloned()
+            .ok_or_else(|| format!("data unit {} no longer has view {}", plan.unit, plan.view))?;
+        let owner = self.source_url(source_index);
+        let base = owner.clone().unwrap_or_else(|| inner.deps.own_url.clone());
+        let source = format!("{base}/data/{}/{}", plan.unit, view.name.local_name());
+        let mut variants: Vec<String> = variants.into_iter().filter(|v| v.starts_with('/')).collect();
+        if variants.is_empty() {
+            variants.push("/".into());
+        }
+        let (strategy, period, bound) = self.update_plan(&unit, &view);
+        let now = unix_ms(SystemTime::now());
+        let id = new_replica_id(&view.name, now)?;
+        let instance =
+            Urn::parse(&format!("{}:replica:{}:{}", unit.header.name, own_site.local_name(), view.name.local_name()))
+                .map_err(|e| format!("cannot name the replica instance: {e}"))?;
+        let mut record = ReplicaRecord {
+            id: id.as_str().to_string(),
+            unit: unit.header.name.clone(),
+            view: view.name.clone(),
+            instance,
+            site: own_site,
+            source: source.clone(),
+            owner,
+            variants: variants.clone(),
+            phase: ReplicaPhase::Copying,
+            strategy,
+            refresh_period_seconds: period,
+            staleness_bound_seconds: bound,
+            created_at_unix_ms: now,
+            validated_at_unix_ms: 0,
+            generation: 0,
+            bytes: 0,
+            refreshes: 0,
+            refresh_failures: 0,
+            last_error: None,
+        };
+        // Recorded before the first byte is copied: a restart then knows to clean up.
+        self.put_record(record.clone());
+        self.persist().await.map_err(|e| format!("cannot persist the relocation state: {e}"))?;
+        tracing::info!(view = %view.name, replica = %id, %source, variants = variants.len(), "copying view");
+        let (progress, _) = watch::channel(SnapshotProgress::default());
+        let request = SnapshotRequest { replica_id: id, endpoint: source, variants };
+        let replica = match inner.snapshot.copy(&request, &progress).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_record(&record.view);
+                return Err(format!("copy failed: {e}"));
+            }
+        };
+        if record.strategy != UpdateStrategy::Script
+            && replica.resources.iter().all(|r| r.etag.is_none() && r.last_modified.is_none())
+        {
+            // The origin cannot say what changed: copy it whole each period.
+            record.strategy = UpdateStrategy::FullCopy;
+        }
+        record.phase = ReplicaPhase::Copied;
+        record.bytes = replica.manifest.total_bytes;
+        record.validated_at_unix_ms = replica
+            .resources
+            .iter()
+            .map(|r| r.validated_at_unix_ms)
+            .min()
+            .unwrap_or(replica.manifest.committed_at_unix_ms);
+        self.put_record(record.clone());
+        self.persist().await.map_err(|e| format!("cannot persist the relocation state: {e}"))?;
+        self.register(&mut record).await.map_err(|e| format!("copied, but registration failed (retried): {e}"))?;
+        Ok(())
+    }
+
+    /// Registers (or re-registers, with a new generation) the replica's instance in its
+    /// unit owner's catalog, then records it as serving.
+    pub(super) async fn register(&self, record: &mut ReplicaRecord) -> Result<(), String> {
+        let inner = &self.inner;
+        record.generation += 1;
+        let doc = instance_document(record, &inner.deps.own_url);
+        match &record.owner {
+            None => {
+                let decoded = Document::decode(&doc).map_err(|e| format!("invalid instance document: {e}"))?;
+                inner.deps.catalog.apply(vec![decoded], ApplyOptions::default()).await.map_err(|e| e.to_string())?;
+            }
+            Some(owner) => {
+                let url = format!("{owner}/api/v1/instances/{}", record.instance);
+                let response = inner
+                    .http
+                    .put(&url)
+                    .json(&doc)
+                    .send()
+                    .await
+                    .map_err(|e| format!("PUT {url}: {}", error_chain(&e)))?;
+                let status = response.status();
+                if !status.is_success() {
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(format!("PUT {url}: {status}: {}", body.chars().take(500).collect::<String>()));
+                }
+            }
+        }
+        record.phase = ReplicaPhase::Serving;
+        self.put_record(record.clone());
+        Ok(())
+    }
+
+    /// The update strategy, refresh period and staleness bound for a view (see
+    /// `docs/replicas.md`, "Update strategies").
+    fn update_plan(&self, _unit: &DataUnit, view: &View) -> (UpdateStrategy, f64, f64) {
+        let settings = &self.inner.deps.replicas;
+        let freq = view.update_frequency.as_ref();
+        let period = freq
+            .map(|f| f.period.seconds() / f64::from(f.times.max(1)))
+            .filter(|p| p.is_finite() && *p > 0.0)
+            .unwrap_or(settings.default_refresh_seconds);
+        let fraction = freq.and_then(|f| f.fraction_percent).map(|p| (p / 100.0).clamp(0.0, 1.0));
+        let strategy = if settings.update_scripts.contains_key(view.name.as_str()) {
+            UpdateStrategy::Script
+        } else {
+            match fraction {
+                Some(f) if f > 0.0 && f < 0.5 => UpdateStrategy::Fractional,
+                _ => UpdateStrategy::Revalidate,
+            }
+        };
+        // A fractional refresh validates every variant once per 1/fraction periods.
+        let cycle = match (strategy, fraction) {
+            (UpdateStrategy::Fractional, Some(f)) => (1.0 / f).ceil(),
+            _ => 1.0,
+        };
+        (strategy, period, period * cycle * settings.staleness_factor)
+    }
+
+    pub(super) fn put_record(&self, record: ReplicaRecord) {
+        self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).insert(record.view.clone(), record);
+    }
+
+    pub(super) fn drop_record(&self, view: &Urn) {
+        self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).remove(view);
+    }
+}
+
+/// `<view local name>-<ms>`: unique per view and time, a valid [`ReplicaId`].
+pub(super) fn new_replica_id(view: &Urn, now_unix_ms: u64) -> Result<ReplicaId, String> {
+    let local: String = view
+        .local_name()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(80)
+        .collect();
+    ReplicaId::new(format!("{local}-{now_unix_ms}")).map_err(|e| e.to_string())
+}
+
+/// The replica's `DataInstance`: served by this node at `/replicas/{id}`, with the
+/// freshness fields the data plane's `fresh-only` policy reads.
+pub(super) fn instance_document(record: &ReplicaRecord, own_url: &str) -> Value {
+    json!({
+        "@type": "DataInstance",
+        "name": record.instance.as_str(),
+        "version": record.generation.to_string(),
+        "dataUnit": record.unit.as_str(),
+        "views": [record.view.as_str()],
+        "site": record.site.as_str(),
+        "endpoint": format!("{own_url}/replicas/{}", record.id),
+        "role": "replica",
+        "metainformation": {
+            "replicaId": record.id,
+            "strategy": "http-snapshot",
+            "updateStrategy": record.strategy.as_str(),
+            "source": record.source,
+            "viewRelativePaths": true,
+            "validatedAtUnixMs": record.validated_at_unix_ms,
+            "stalenessBoundSeconds": record.staleness_bound_seconds,
+        }
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(x) = source {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        source = x.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_ids_are_valid_for_any_view_name() {
+        let view = Urn::parse("urn:city:buildings:blocks.v2~(all)").unwrap();
+        let id = new_replica_id(&view, 42).unwrap();
+        assert_eq!(id.as_str(), "blocks-v2--all--42");
+    }
+}

@@ -1,0 +1,264 @@
+//! The Update Manager: every replica refreshed by the strategy its view calls for, its
+//! new `validatedAtUnixMs` registered after each success. A replica that cannot be
+//! refreshed keeps its old validation time, so once its staleness bound passes the data
+//! plane's `fresh-only` policy sends its traffic back to the origin — no one has to act.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use civitas_model::Urn;
+use civitas_replica::{ReplicaId, ResourceKey, SnapshotProgress, SnapshotRequest};
+use tokio::sync::watch;
+
+use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use super::{RefreshLabels, Relocation, ViewLabels, unix_ms};
+
+/// How often the update manager looks for due work.
+const TICK: Duration = Duration::from_millis(250);
+/// A failed registration is retried this often.
+const REGISTER_RETRY: Duration = Duration::from_secs(2);
+/// A superseded replica (after a full copy) is kept this long for requests already routed to it.
+const RETIRE_GRACE: Duration = Duration::from_secs(30);
+
+impl Relocation {
+    /// Runs until `shutdown`: registers copied replicas, refreshes due ones, deletes
+    /// superseded ones after a grace period, and publishes each replica's freshness lag.
+    pub(super) async fn refresh_loop(self, mut shutdown: watch::Receiver<bool>) {
+        // When each view is next due (not persisted: after a restart everything is due).
+        let mut due: HashMap<Urn, SystemTime> = HashMap::new();
+        let mut retired: Vec<(ReplicaId, SystemTime)> = Vec::new();
+        let (retire_tx, mut retire_rx) = tokio::sync::mpsc::unbounded_channel::<ReplicaId>();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = super::stopped(&mut shutdown) => return,
+                _ = tick.tick() => {}
+            }
+            let now = SystemTime::now();
+            while let Ok(id) = retire_rx.try_recv() {
+                retired.push((id, now + RETIRE_GRACE));
+            }
+            let mut keep = Vec::new();
+            for (id, at) in retired.drain(..) {
+                if at <= now {
+                    if let Err(e) = self.inner.store.remove(&id).await {
+                        tracing::warn!(replica = %id, error = %e, "cannot delete a superseded replica; retrying");
+                        keep.push((id, now + REGISTER_RETRY));
+                    }
+                } else {
+                    keep.push((id, at));
+                }
+            }
+            retired = keep;
+
+            let records: Vec<ReplicaRecord> =
+                self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            let now_ms = unix_ms(now);
+            for record in records {
+                self.inner
+                    .metrics
+                    .freshness_lag
+                    .get_or_create(&ViewLabels { view: record.view.to_string() })
+                    .set(record.freshness_lag_seconds(now_ms));
+                let next = due.get(&record.view).copied().unwrap_or(SystemTime::UNIX_EPOCH);
+                if next > now || !self.claim(&record.view) {
+                    continue;
+                }
+                let (this, retire) = (self.clone(), retire_tx.clone());
+                let period = Duration::from_secs_f64(record.refresh_period_seconds.max(0.05));
+                let next_due = match record.phase {
+                    ReplicaPhase::Copied => now + REGISTER_RETRY,
+                    _ => now + period,
+                };
+                due.insert(record.view.clone(), next_due);
+                tokio::spawn(async move {
+                    let view = record.view.clone();
+                    match record.phase {
+                        ReplicaPhase::Copied => this.register_copied(record).await,
+                        ReplicaPhase::Serving => this.refresh(record, retire).await,
+                        ReplicaPhase::Copying => {}
+                    }
+                    this.release(&view);
+                });
+            }
+        }
+    }
+
+    /// A replica copied before a restart (or whose registration failed): register it.
+    async fn register_copied(&self, mut record: ReplicaRecord) {
+        let now = SystemTime::now();
+        match self.register(&mut record).await {
+            Ok(()) => {
+                self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()).record_executed(
+                    &record.view,
+                    &record.site,
+                    now,
+                );
+                tracing::info!(view = %record.view, replica = %record.id, "replica registered");
+            }
+            Err(e) => {
+                tracing::warn!(view = %record.view, replica = %record.id, error = %e, "replica registration failed; retrying");
+                record.generation = record.generation.saturating_sub(1);
+                record.last_error = Some(format!("registration: {e}"));
+                self.put_record(record);
+            }
+        }
+        if let Err(e) = self.persist().await {
+            tracing::error!(error = %e, "cannot persist the relocation state");
+        }
+    }
+
+    /// One refresh of a serving replica by its strategy, then re-registration.
+    async fn refresh(&self, mut record: ReplicaRecord, retire: tokio::sync::mpsc::UnboundedSender<ReplicaId>) {
+        let started = unix_ms(SystemTime::now());
+        let outcome = match record.strategy {
+            UpdateStrategy::Revalidate => self.revalidate(&record, None).await,
+            UpdateStrategy::Fractional => {
+                let fraction = self.fraction_of(&record);
+                self.revalidate(&record, Some(fraction)).await
+            }
+            UpdateStrategy::FullCopy => self.full_copy(&mut record, &retire).await,
+            UpdateStrategy::Script => self.run_script(&record, started).await,
+        };
+        let view_label = record.view.to_string();
+        let label = |outcome| RefreshLabels { view: view_label.clone(), outcome };
+        match outcome {
+            Ok(validated_at) => {
+                record.validated_at_unix_ms = validated_at.max(record.validated_at_unix_ms);
+                record.refreshes += 1;
+                record.last_error = None;
+                if let Err(e) = self.register(&mut record).await {
+                    record.generation = record.generation.saturating_sub(1);
+                    record.last_error = Some(format!("refreshed, but the registration failed: {e}"));
+                    tracing::warn!(view = %record.view, error = %e, "replica refreshed but not re-registered");
+                }
+                self.inner.metrics.refreshes.get_or_create(&label("ok")).inc();
+            }
+            Err(e) => {
+                record.refresh_failures += 1;
+                tracing::warn!(view = %record.view, replica = %record.id, error = %e, "replica refresh failed");
+                record.last_error = Some(e);
+                self.inner.metrics.refreshes.get_or_create(&label("failed")).inc();
+            }
+        }
+        // The record may have been replaced meanwhile only by this task (the view is claimed).
+        self.put_record(record);
+        if let Err(e) = self.persist().await {
+            tracing::error!(error = %e, "cannot persist the relocation state");
+        }
+    }
+
+    /// The view's update fraction (0, 1], from the route documents; 1 when unknown.
+    fn fraction_of(&self, record: &ReplicaRecord) -> f64 {
+        let docs = self.inner.deps.merger.documents();
+        match docs.get(civitas_model::Kind::DataUnit, &record.unit) {
+            Some((_, civitas_model::Document::DataUnit(u))) => u
+                .views
+                .iter()
+                .find(|v| v.name == record.view)
+                .and_then(|v| v.update_frequency.as_ref()?.fraction_percent)
+                .map(|p| (p / 100.0).clamp(0.01, 1.0))
+                .unwrap_or(1.0),
+            _ => 1.0,
+        }
+    }
+
+    /// Conditional revalidation of every resource (`fraction` = `None`) or of the least
+    /// recently validated share of them. Returns the replica's new validation time: the
+    /// oldest validation among its resources.
+    async fn revalidate(&self, record: &ReplicaRecord, fraction: Option<f64>) -> Result<u64, String> {
+        let id = ReplicaId::new(record.id.clone()).map_err(|e| e.to_string())?;
+        let replica = self
+            .inner
+            .store
+            .open_complete(&id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("replica {} is not complete in the store", record.id))?;
+        let mut resources = replica.resources;
+        resources.sort_by_key(|r| r.validated_at_unix_ms);
+        let count = match fraction {
+            None => resources.len(),
+            Some(f) => ((resources.len() as f64 * f).ceil() as usize).clamp(1, resources.len().max(1)),
+        };
+        let mut changed = 0usize;
+        for meta in resources.iter_mut().take(count) {
+            let key = ResourceKey::parse(&meta.key).map_err(|e| e.to_string())?;
+            match self.inner.snapshot.revalidate(&id, &key).await.map_err(|e| e.to_string())? {
+                civitas_replica::Revalidation::NotModified(m) => *meta = m,
+                civitas_replica::Revalidation::Replaced(m) => {
+                    changed += 1;
+                    *meta = m;
+                }
+            }
+        }
+        tracing::debug!(view = %record.view, checked = count, changed, "replica revalidated");
+        Ok(resources.iter().map(|r| r.validated_at_unix_ms).min().unwrap_or(0))
+    }
+
+    /// A new snapshot of every variant, swapped in whole: the record names the new
+    /// replica, the old one is deleted after a grace period.
+    async fn full_copy(
+        &self,
+        record: &mut ReplicaRecord,
+        retire: &tokio::sync::mpsc::UnboundedSender<ReplicaId>,
+    ) -> Result<u64, String> {
+        let now = unix_ms(SystemTime::now());
+        let id = super::execute::new_replica_id(&record.view, now)?;
+        let (progress, _) = watch::channel(SnapshotProgress::default());
+        let request = SnapshotRequest {
+            replica_id: id.clone(),
+            endpoint: record.source.clone(),
+            variants: record.variants.clone(),
+        };
+        let replica = self.inner.snapshot.copy(&request, &progress).await.map_err(|e| format!("full copy: {e}"))?;
+        let old =
+            ReplicaId::new(std::mem::replace(&mut record.id, id.as_str().to_string())).map_err(|e| e.to_string())?;
+        record.bytes = replica.manifest.total_bytes;
+        let _ = retire.send(old);
+        Ok(replica.resources.iter().map(|r| r.validated_at_unix_ms).min().unwrap_or(now))
+    }
+
+    /// The `script` strategy: runs the view's command (`sh -c`) with the replica's
+    /// environment. Its standard output lists the variants that changed, one per line
+    /// (the paper's rsync/SQL scripts know what changed); those are revalidated, and a
+    /// zero exit status vouches for the rest. Returns `started` on success.
+    async fn run_script(&self, record: &ReplicaRecord, started: u64) -> Result<u64, String> {
+        let settings = &self.inner.deps.replicas;
+        let command = settings
+            .update_scripts
+            .get(record.view.as_str())
+            .ok_or_else(|| format!("replicas.update_scripts has no command for {}", record.view))?;
+        let id = ReplicaId::new(record.id.clone()).map_err(|e| e.to_string())?;
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .env("CIVITAS_REPLICA_ID", &record.id)
+            .env("CIVITAS_REPLICA_DIR", self.inner.store.replica_dir(&id))
+            .env("CIVITAS_UNIT", record.unit.as_str())
+            .env("CIVITAS_VIEW", record.view.as_str())
+            .env("CIVITAS_SOURCE_URL", &record.source)
+            .env("CIVITAS_VALIDATED_AT_UNIX_MS", record.validated_at_unix_ms.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let timeout = Duration::from_secs(settings.script_timeout_seconds);
+        let output = tokio::time::timeout(timeout, cmd.output())
+            .await
+            .map_err(|_| format!("update script ran longer than {} s and was killed", timeout.as_secs()))?
+            .map_err(|e| format!("cannot run the update script: {e}"))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(format!("update script failed ({}): {}", output.status, stderr.trim()));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !record.variants.iter().any(|v| v == line) {
+                return Err(format!("update script named variant {line:?}, which the replica does not hold"));
+            }
+            let key = ResourceKey::for_variant(line);
+            self.inner.snapshot.revalidate(&id, &key).await.map_err(|e| format!("variant {line}: {e}"))?;
+        }
+        Ok(started)
+    }
+}
