@@ -27,6 +27,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/migrations/pins",
     "/api/v1/replicas",
     "/replicas/{id}",
+    "/replicas/{id}/",
     "/replicas/{id}/{*rest}",
 ];
 
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/migrations/pins", get(pins).post(set_pin))
         .route("/api/v1/replicas", get(replicas))
         .route("/replicas/{id}", get(crate::relocation::serve::serve_replica))
+        .route("/replicas/{id}/", get(crate::relocation::serve::serve_replica))
         .route("/replicas/{id}/{*rest}", get(crate::relocation::serve::serve_replica))
 }
 
