@@ -167,8 +167,12 @@ impl MigrationSettings {
 pub struct ReplicaSettings {
     /// Resources of one view fetched at once during a copy. Default 4.
     pub copy_concurrency: usize,
-    /// Time allowed for one resource of a copy or a refresh, from request to last byte. Default 300 s.
+    /// Time allowed for one resource of a copy or a refresh (one chunk of an object copy),
+    /// from request to last byte. Default 300 s.
     pub resource_timeout_seconds: u64,
+    /// Bytes per ranged request of an object copy; each chunk is made durable before the
+    /// next, so an interrupted copy resumes at most this much behind. Default 8 MiB.
+    pub object_chunk_bytes: u64,
     /// How often a replica of a view without an `updateFrequency` is refreshed. Default 60 s.
     pub default_refresh_seconds: f64,
     /// A replica not validated against its origin within this many refresh periods is
@@ -187,6 +191,7 @@ impl Default for ReplicaSettings {
         ReplicaSettings {
             copy_concurrency: 4,
             resource_timeout_seconds: 300,
+            object_chunk_bytes: 8 * 1024 * 1024,
             default_refresh_seconds: 60.0,
             staleness_factor: 2.0,
             update_scripts: Default::default(),
@@ -667,6 +672,7 @@ impl Config {
         for (key, v) in [
             ("replicas.copy_concurrency", self.replicas.copy_concurrency as u64),
             ("replicas.resource_timeout_seconds", self.replicas.resource_timeout_seconds),
+            ("replicas.object_chunk_bytes", self.replicas.object_chunk_bytes),
             ("replicas.script_timeout_seconds", self.replicas.script_timeout_seconds),
         ] {
             if v == 0 {

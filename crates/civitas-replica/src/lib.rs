@@ -7,11 +7,12 @@
 //! - [`HttpSnapshot`]: the HTTP view snapshot strategy's copy mechanics — fetches a view's
 //!   canonical URL and observed parameter variants from the origin with bounded
 //!   concurrency and timeouts, streaming each body to disk while hashing it; and
-//!   [`HttpSnapshot::revalidate`], the conditional refresh the update manager will use.
+//!   [`HttpSnapshot::revalidate`], the conditional refresh the update manager uses.
+//! - [`ObjectCopy`]: the object copy strategy's mechanics — one large object fetched in
+//!   ranged, checksummed chunks, resumable after an interruption, committed like a snapshot.
 //!
 //! What it is not: not the migration or update manager (no plans, costs or schedules),
-//! not an HTTP server (the node serves a [`StoredResponse`]), and not wired into the node
-//! yet. It never touches the catalog.
+//! not an HTTP server (the node serves a [`StoredResponse`]). It never touches the catalog.
 //!
 //! Invariants:
 //! - **never a half replica**: a replica is complete only once every resource is written,
@@ -38,3 +39,4 @@ pub use store::{
     ResourceWriter, StoredResponse,
 };
 pub use strategies::http_snapshot::{HttpSnapshot, Revalidation, SnapshotConfig, SnapshotProgress, SnapshotRequest};
+pub use strategies::object_copy::{ObjectCopy, ObjectCopyConfig, ObjectRequest};

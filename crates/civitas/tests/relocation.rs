@@ -406,3 +406,96 @@ async fn a_plan_outside_the_interval_waits_for_approval_and_a_killed_copy_leaves
     assert_eq!(body.len(), 3_000_000, "the replica holds the whole body");
     assert!(origin.hits.load(Ordering::SeqCst) > 0);
 }
+
+/// A file served with byte ranges, slowly (server-side work per request), logging where
+/// each ranged request starts.
+#[derive(Clone)]
+struct FileOrigin {
+    data: axum::body::Bytes,
+    range_starts: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+async fn file(State(o): State<FileOrigin>, headers: HeaderMap) -> Response {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let etag = "\"file-v1\"";
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|r| r.strip_prefix("bytes="));
+    let Some((start, end)) = range.and_then(|r| r.split_once('-')) else {
+        return ([(header::ETAG, etag)], o.data.clone()).into_response();
+    };
+    let start: usize = start.parse().unwrap();
+    let end: usize = end.parse::<usize>().unwrap().min(o.data.len() - 1);
+    o.range_starts.lock().unwrap().push(start as u64);
+    let headers =
+        [(header::ETAG, etag.to_string()), (header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", o.data.len()))];
+    (StatusCode::PARTIAL_CONTENT, headers, o.data.slice(start..=end)).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_copy_killed_midway_resumes_from_its_durable_chunks_after_a_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let origin = FileOrigin { data: data.into(), range_starts: Arc::default() };
+    let app = Router::new().route("/files/big.bin", get(file)).with_state(origin.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (m_addr, v_addr) = (addr_on([127, 0, 0, 1]), addr_on([127, 0, 0, 2]));
+    let m = start_node(dir, "melbourne", m_addr, &node_config("urn:site:melbourne", &[]));
+    let mut docs = catalog(origin_addr, "PT1H");
+    docs.as_array_mut().unwrap().extend([
+        json!({"@type": "DataUnit", "name": "urn:city:archive", "version": "1", "metainformation": {"type": "file"},
+               "views": [{"name": "big", "link": "/files/big.bin", "updateFrequency": {"period": "PT1H"}}]}),
+        json!({"@type": "DataInstance", "name": "urn:city:archive:melbourne", "version": "1", "dataUnit": "urn:city:archive",
+               "site": "urn:site:melbourne", "endpoint": format!("http://{origin_addr}"), "role": "origin"}),
+    ]);
+    let seed = write_file(dir, "catalog.json", &docs.to_string());
+    m.civitas(&["apply", "-f", seed.to_str().unwrap()]).ok();
+    let v_config = node_config("urn:site:vienna", &[("melbourne", &m.url)]) + "object_chunk_bytes = 1048576\n";
+    let mut v = start_node(dir, "vienna", v_addr, &v_config);
+    let read_big = |v: &Server| {
+        let url = format!("{}/data/urn:city:archive/big", v.url);
+        async move {
+            let r = http().get(&url).send().await.unwrap();
+            let instance =
+                r.headers().get("x-civitas-instance").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            (r.status().as_u16(), instance, r.bytes().await.unwrap())
+        }
+    };
+    eventually("V routes the archive", &v, || async { read_big(&v).await.0 == 200 }).await;
+    post(
+        &v,
+        "/api/v1/sdd/activate",
+        json!({"triggers": ["response_time.p50 > 100ms min 3 cooldown 1s"], "confidence": "0.0..1.0"}),
+    )
+    .await;
+
+    // Kill V once a chunk is durable but before the copy ends (8 chunks, 150 ms each).
+    let staging = v.data_dir.join("replica-staging");
+    eventually("an object copy has durable chunks", &v, || async {
+        read_big(&v).await;
+        std::fs::read_dir(&staging)
+            .map(|d| d.flatten().any(|e| e.path().join("progress.json").exists()))
+            .unwrap_or(false)
+    })
+    .await;
+    v.kill();
+    let before_restart = origin.range_starts.lock().unwrap().len();
+    let plan = api(&m, "/api/v1/units/urn:city:archive").await;
+    assert_eq!(plan["metainformation"]["type"], "file");
+
+    let v = start_node(dir, "vienna", v_addr, &v_config);
+    eventually("the resumed copy serves", &v, || async {
+        read_big(&v).await.1 == "urn:city:archive:replica:vienna:big"
+    })
+    .await;
+    let starts = origin.range_starts.lock().unwrap().clone();
+    let resumed = starts[before_restart..].first().copied().unwrap_or(0);
+    assert!(resumed >= 1024 * 1024, "the restarted copy resumed at byte {resumed}, not from the start: {starts:?}");
+    let (status, _, body) = read_big(&v).await;
+    assert_eq!(status, 200);
+    assert!(body == origin.data, "the replica is the object, byte for byte");
+    let replicas = api(&v, "/api/v1/replicas").await;
+    assert_eq!(replicas["items"][0]["copy"], "object-copy", "{replicas}");
+}

@@ -7,11 +7,14 @@ use std::time::SystemTime;
 use civitas_catalog::ApplyOptions;
 use civitas_model::{DataUnit, Document, Kind, Urn, View};
 use civitas_placement::migration::MigrationPlan;
-use civitas_replica::{ReplicaId, SnapshotProgress, SnapshotRequest};
+use civitas_replica::{ObjectRequest, ReplicaId, SnapshotProgress, SnapshotRequest};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use super::state::{CopyStrategy, ReplicaPhase, ReplicaRecord, UpdateStrategy};
+
+/// An object copy that keeps failing is given up after this many attempts.
+pub(super) const MAX_COPY_ATTEMPTS: u32 = 5;
 use super::{DecisionLabels, Relocation, unix_ms};
 
 impl Relocation {
@@ -71,9 +74,14 @@ impl Relocation {
         let owner = self.source_url(source_index);
         let base = owner.clone().unwrap_or_else(|| inner.deps.own_url.clone());
         let source = format!("{base}/data/{}/{}", plan.unit, view.name.local_name());
+        let copy = match plan.strategy.as_str() {
+            civitas_placement::migration::ObjectCopyStrategyModel::NAME => CopyStrategy::ObjectCopy,
+            _ => CopyStrategy::HttpSnapshot,
+        };
         let mut variants: Vec<String> = variants.into_iter().filter(|v| v.starts_with('/')).collect();
-        if variants.is_empty() {
-            variants.push("/".into());
+        if variants.is_empty() || copy == CopyStrategy::ObjectCopy {
+            // An object is one resource: the view's own.
+            variants = vec!["/".into()];
         }
         let (strategy, period, bound) = self.update_plan(&unit, &view);
         let now = unix_ms(SystemTime::now());
@@ -81,16 +89,18 @@ impl Relocation {
         let instance =
             Urn::parse(&format!("{}:replica:{}:{}", unit.header.name, own_site.local_name(), view.name.local_name()))
                 .map_err(|e| format!("cannot name the replica instance: {e}"))?;
-        let mut record = ReplicaRecord {
+        let record = ReplicaRecord {
             id: id.as_str().to_string(),
             unit: unit.header.name.clone(),
             view: view.name.clone(),
             instance,
             site: own_site,
-            source: source.clone(),
+            source,
             owner,
-            variants: variants.clone(),
+            variants,
             phase: ReplicaPhase::Copying,
+            copy,
+            copy_attempts: 0,
             strategy,
             refresh_period_seconds: period,
             staleness_bound_seconds: bound,
@@ -102,16 +112,51 @@ impl Relocation {
             refresh_failures: 0,
             last_error: None,
         };
-        // Recorded before the first byte is copied: a restart then knows to clean up.
+        // Recorded before the first byte is copied: a restart then knows to clean up or resume.
         self.put_record(record.clone());
         self.persist().await.map_err(|e| format!("cannot persist the relocation state: {e}"))?;
-        tracing::info!(view = %view.name, replica = %id, %source, variants = variants.len(), "copying view");
+        self.copy_and_register(record).await
+    }
+
+    /// Makes the first copy of a recorded replica, then registers it. A failed snapshot is
+    /// forgotten (its partial copy is deleted); a failed object copy keeps its staged
+    /// chunks and is resumed by the update manager, up to [`MAX_COPY_ATTEMPTS`].
+    pub(super) async fn copy_and_register(&self, mut record: ReplicaRecord) -> Result<(), String> {
+        let inner = &self.inner;
+        let id = ReplicaId::new(record.id.clone()).map_err(|e| e.to_string())?;
+        record.copy_attempts += 1;
+        tracing::info!(view = %record.view, replica = %id, source = %record.source, copy = record.copy.as_str(),
+            attempt = record.copy_attempts, "copying view");
         let (progress, _) = watch::channel(SnapshotProgress::default());
-        let request = SnapshotRequest { replica_id: id, endpoint: source, variants };
-        let replica = match inner.snapshot.copy(&request, &progress).await {
+        let copied = match record.copy {
+            CopyStrategy::HttpSnapshot => {
+                let request = SnapshotRequest {
+                    replica_id: id.clone(),
+                    endpoint: record.source.clone(),
+                    variants: record.variants.clone(),
+                };
+                inner.snapshot.copy(&request, &progress).await
+            }
+            CopyStrategy::ObjectCopy => {
+                let request = ObjectRequest { replica_id: id.clone(), url: record.source.clone(), variant: "/".into() };
+                inner.objects.copy(&request, &progress).await
+            }
+        };
+        let replica = match copied {
             Ok(r) => r,
+            Err(e) if record.copy == CopyStrategy::ObjectCopy && record.copy_attempts < MAX_COPY_ATTEMPTS => {
+                let staged = inner.objects.staged_bytes(&id).await;
+                record.last_error = Some(format!("copy attempt {} failed: {e}", record.copy_attempts));
+                self.put_record(record);
+                let _ = self.persist().await;
+                return Err(format!("copy failed ({staged} bytes staged; it resumes): {e}"));
+            }
             Err(e) => {
+                if record.copy == CopyStrategy::ObjectCopy {
+                    let _ = inner.objects.discard(&id).await;
+                }
                 self.drop_record(&record.view);
+                let _ = self.persist().await;
                 return Err(format!("copy failed: {e}"));
             }
         };
@@ -122,6 +167,7 @@ impl Relocation {
             record.strategy = UpdateStrategy::FullCopy;
         }
         record.phase = ReplicaPhase::Copied;
+        record.last_error = None;
         record.bytes = replica.manifest.total_bytes;
         record.validated_at_unix_ms = replica
             .resources

@@ -32,7 +32,7 @@ use civitas_placement::MigrationCandidate;
 use civitas_placement::migration::{
     Decision, EscalationError, MigrationEvent, MigrationManager, MigrationPlan, PendingMigration, Pin,
 };
-use civitas_replica::{HttpSnapshot, ReplicaId, ReplicaStore, SnapshotConfig};
+use civitas_replica::{HttpSnapshot, ObjectCopy, ObjectCopyConfig, ReplicaId, ReplicaStore, SnapshotConfig};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{MigrationSettings, Peer, ReplicaSettings};
 use planning::MigrationGuard;
-use state::{RelocationState, ReplicaPhase, ReplicaRecord, STATE_FORMAT, StateFile};
+use state::{CopyStrategy, RelocationState, ReplicaPhase, ReplicaRecord, STATE_FORMAT, StateFile};
 
 /// What relocation is built from.
 pub struct RelocationDeps {
@@ -124,6 +124,7 @@ struct Inner {
     busy: Mutex<HashSet<Urn>>,
     store: ReplicaStore,
     snapshot: HttpSnapshot,
+    objects: ObjectCopy,
     http: reqwest::Client,
     state_file: StateFile,
     persist_lock: tokio::sync::Mutex<()>,
@@ -167,7 +168,15 @@ impl Relocation {
             headers,
             ..SnapshotConfig::default()
         };
+        let object_config = ObjectCopyConfig {
+            chunk_bytes: deps.replicas.object_chunk_bytes,
+            chunk_timeout: Duration::from_secs(deps.replicas.resource_timeout_seconds),
+            headers: config.headers.clone(),
+            ..ObjectCopyConfig::default()
+        };
         let snapshot = HttpSnapshot::new(store.clone(), config).map_err(|e| e.to_string())?;
+        let staging = deps.data_dir.join("replica-staging");
+        let objects = ObjectCopy::new(store.clone(), &staging, object_config).map_err(|e| e.to_string())?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
@@ -178,7 +187,9 @@ impl Relocation {
         let saved = state_file.load()?;
         let decisions = deps.migration.decisions().map_err(|e| e.to_string())?;
         let model = deps.migration.snapshot_model().map_err(|e| e.to_string())?;
-        let strategies: Vec<Box<dyn civitas_placement::migration::MigrationStrategy>> = vec![Box::new(model)];
+        let objects_model = civitas_placement::migration::ObjectCopyStrategyModel { model: model.clone() };
+        let strategies: Vec<Box<dyn civitas_placement::migration::MigrationStrategy>> =
+            vec![Box::new(model), Box::new(objects_model)];
         let (mut manager, records, pending_variants) = match saved {
             Some(s) => {
                 let manager = match s.manager {
@@ -193,8 +204,10 @@ impl Relocation {
         let now = SystemTime::now();
         let mut replicas = BTreeMap::new();
         for record in records {
-            let forget = match record.phase {
-                ReplicaPhase::Copying => Some("the node stopped during the copy; the partial copy was deleted"),
+            let forget = match (record.phase, record.copy) {
+                // An object copy resumes from its staged chunks (the update manager restarts it).
+                (ReplicaPhase::Copying, CopyStrategy::ObjectCopy) => None,
+                (ReplicaPhase::Copying, _) => Some("the node stopped during the copy; the partial copy was deleted"),
                 _ if !complete.contains(record.id.as_str()) => Some("its files are missing or damaged"),
                 _ => None,
             };
@@ -206,6 +219,15 @@ impl Relocation {
             replicas.insert(record.view.clone(), record);
         }
         let kept: HashSet<&str> = replicas.values().map(|r| r.id.as_str()).collect();
+        if let Ok(mut dir) = tokio::fs::read_dir(&staging).await {
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !kept.contains(name.as_str()) {
+                    tracing::info!(replica = %name, "deleting the staging of an abandoned object copy");
+                    let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                }
+            }
+        }
         for id in &report.complete {
             if !kept.contains(id.as_str()) {
                 tracing::info!(replica = %id, "deleting a replica no record names (superseded or abandoned)");
@@ -221,6 +243,7 @@ impl Relocation {
                 busy: Mutex::new(HashSet::new()),
                 store,
                 snapshot,
+                objects,
                 http,
                 state_file,
                 persist_lock: tokio::sync::Mutex::new(()),

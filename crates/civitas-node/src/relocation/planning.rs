@@ -130,6 +130,7 @@ pub fn resolve(
     let input = PlanInput {
         candidate,
         view: view.clone(),
+        source_type: unit.metainformation.source_type.to_ascii_lowercase(),
         origin_site: origin_site.clone(),
         targets: vec![target.clone()],
         links,

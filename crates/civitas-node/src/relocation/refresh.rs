@@ -17,6 +17,8 @@ use super::{RefreshLabels, Relocation, ViewLabels, unix_ms};
 const TICK: Duration = Duration::from_millis(250);
 /// A failed registration is retried this often.
 const REGISTER_RETRY: Duration = Duration::from_secs(2);
+/// An interrupted object copy is resumed this often.
+const RESUME_RETRY: Duration = Duration::from_secs(3);
 /// A superseded replica (after a full copy) is kept this long for requests already routed to it.
 const RETIRE_GRACE: Duration = Duration::from_secs(30);
 
@@ -69,7 +71,8 @@ impl Relocation {
                 let period = Duration::from_secs_f64(record.refresh_period_seconds.max(0.05));
                 let next_due = match record.phase {
                     ReplicaPhase::Copied => now + REGISTER_RETRY,
-                    _ => now + period,
+                    ReplicaPhase::Copying => now + RESUME_RETRY,
+                    ReplicaPhase::Serving => now + period,
                 };
                 due.insert(record.view.clone(), next_due);
                 tokio::spawn(async move {
@@ -77,11 +80,35 @@ impl Relocation {
                     match record.phase {
                         ReplicaPhase::Copied => this.register_copied(record).await,
                         ReplicaPhase::Serving => this.refresh(record, retire).await,
-                        ReplicaPhase::Copying => {}
+                        ReplicaPhase::Copying => this.resume_copy(record).await,
                     }
                     this.release(&view);
                 });
             }
+        }
+    }
+
+    /// An object copy that was interrupted (a failure, or a restart): resume it from its
+    /// staged chunks. (Snapshot copies are never left in this phase.)
+    async fn resume_copy(&self, record: ReplicaRecord) {
+        if record.copy != super::state::CopyStrategy::ObjectCopy {
+            return;
+        }
+        let (unit, view, site) = (record.unit.clone(), record.view.clone(), record.site.clone());
+        let result = self.copy_and_register(record).await;
+        let now = SystemTime::now();
+        {
+            let mut manager = self.inner.manager.lock().unwrap_or_else(|e| e.into_inner());
+            match &result {
+                Ok(()) => manager.record_executed(&view, &site, now),
+                Err(e) => manager.record_failed(&unit, &view, &site, e, now),
+            }
+        }
+        if let Err(e) = &result {
+            tracing::warn!(%view, error = %e, "resumed object copy failed");
+        }
+        if let Err(e) = self.persist().await {
+            tracing::error!(error = %e, "cannot persist the relocation state");
         }
     }
 

@@ -51,6 +51,27 @@ impl ReplicaPhase {
     }
 }
 
+/// How a replica's first copy is made (the plan's strategy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyStrategy {
+    /// The view's resources, fetched whole (`http-snapshot`); an interrupted copy starts again.
+    #[default]
+    HttpSnapshot,
+    /// One large object in ranged, checksummed chunks (`object-copy`); an interrupted copy resumes.
+    ObjectCopy,
+}
+
+impl CopyStrategy {
+    /// The strategy's name, as in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyStrategy::HttpSnapshot => "http-snapshot",
+            CopyStrategy::ObjectCopy => "object-copy",
+        }
+    }
+}
+
 /// How a replica is kept fresh (see `docs/replicas.md`, "Update strategies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -101,6 +122,12 @@ pub struct ReplicaRecord {
     pub variants: Vec<String>,
     /// Where it is in its life.
     pub phase: ReplicaPhase,
+    /// How its first copy is made.
+    #[serde(default)]
+    pub copy: CopyStrategy,
+    /// Attempts at the first copy so far (an object copy resumes after a failure).
+    #[serde(default)]
+    pub copy_attempts: u32,
     /// How it is kept fresh.
     pub strategy: UpdateStrategy,
     /// Seconds between two refreshes.
@@ -205,6 +232,8 @@ mod tests {
             owner: None,
             variants: vec!["/".into()],
             phase: ReplicaPhase::Serving,
+            copy: CopyStrategy::HttpSnapshot,
+            copy_attempts: 1,
             strategy: UpdateStrategy::Revalidate,
             refresh_period_seconds: 60.0,
             staleness_bound_seconds: 120.0,

@@ -46,6 +46,9 @@ pub struct PlanInput {
     pub candidate: MigrationCandidate,
     /// The view, resolved from the catalog (update frequency, fraction, size).
     pub view: View,
+    /// The unit's `metainformation.type` in lower case (`rest`, `file`, `object`…): which
+    /// strategies apply ([`is_object_source`]).
+    pub source_type: String,
     /// The site of the instance now serving the view (the origin).
     pub origin_site: Site,
     /// Sites the view could move to (the origin, if listed, is skipped).
@@ -54,6 +57,12 @@ pub struct PlanInput {
     pub links: Vec<SiteLink>,
     /// Where the view may go.
     pub constraints: TargetConstraints,
+}
+
+/// Whether a unit of this `metainformation.type` holds objects (files, blobs) that the
+/// `object-copy` strategy moves, rather than an HTTP API the `http-snapshot` copies.
+pub fn is_object_source(source_type: &str) -> bool {
+    matches!(source_type, "file" | "object" | "blob" | "s3")
 }
 
 impl PlanInput {

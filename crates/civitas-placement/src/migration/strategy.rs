@@ -89,7 +89,47 @@ impl MigrationStrategy for SnapshotStrategyModel {
         Self::NAME
     }
 
+    /// Plans HTTP APIs; leaves object sources to [`ObjectCopyStrategyModel`].
     fn plan(&self, input: &PlanInput) -> Option<MigrationPlan> {
+        if super::plan::is_object_source(&input.source_type) {
+            return None;
+        }
+        self.plan_as(Self::NAME, input)
+    }
+}
+
+/// The planning model of the object copy strategy (`object-copy`): the same target
+/// choice, cost model and confidence as [`SnapshotStrategyModel`], for units whose
+/// `metainformation.type` names objects (`file`, `object`, `blob`, `s3`). Its copy is
+/// chunked, checksummed and resumable.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectCopyStrategyModel {
+    /// Target choice, costs and confidence.
+    pub model: SnapshotStrategyModel,
+}
+
+impl ObjectCopyStrategyModel {
+    /// The strategy's name.
+    pub const NAME: &'static str = "object-copy";
+}
+
+impl MigrationStrategy for ObjectCopyStrategyModel {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn plan(&self, input: &PlanInput) -> Option<MigrationPlan> {
+        if !super::plan::is_object_source(&input.source_type) {
+            return None;
+        }
+        self.model.plan_as(Self::NAME, input)
+    }
+}
+
+impl SnapshotStrategyModel {
+    /// A plan named `strategy`: the eligible target nearest the client, priced and rated.
+    fn plan_as(&self, strategy: &str, input: &PlanInput) -> Option<MigrationPlan> {
         let client = input.candidate.client_site.as_ref()?;
         let origin = &input.origin_site;
         let mut explanation = Vec::new();
@@ -143,7 +183,7 @@ impl MigrationStrategy for SnapshotStrategyModel {
             parts.evidence, parts.stability, parts.margin
         ));
         Some(MigrationPlan {
-            strategy: Self::NAME.to_string(),
+            strategy: strategy.to_string(),
             unit: input.candidate.unit.clone(),
             view: input.candidate.view.clone(),
             origin_site: origin.header.name.clone(),

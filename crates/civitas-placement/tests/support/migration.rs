@@ -104,6 +104,7 @@ pub fn candidate(analysis: BTreeMap<String, f64>) -> MigrationCandidate {
 /// 0.1 per GB and month, at fog-1 0.05.
 pub fn input(view: View, analysis: BTreeMap<String, f64>) -> PlanInput {
     PlanInput {
+        source_type: "rest".into(),
         candidate: candidate(analysis),
         view,
         origin_site: site(ORIGIN, Tier::Cloud, Some(0.02), Some(0.09)),
