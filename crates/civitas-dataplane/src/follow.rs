@@ -560,4 +560,46 @@ mod tests {
         assert!(apply_remote_line(&mut docs, &mut rev, br#"{"op":"error","detail":"lagged"}"#).is_err());
         assert_eq!(encode_query_value("units/urn:a b"), "units%2Furn%3Aa%20b");
     }
+
+    fn docs(list: &[serde_json::Value]) -> Documents {
+        list.iter()
+            .map(|v| {
+                let d = Document::decode(v).unwrap();
+                ((d.kind(), d.name().clone()), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_sources_make_one_table_and_the_own_catalog_wins() {
+        let unit = |name: &str, link: &str| {
+            serde_json::json!({"@type": "DataUnit", "name": name, "version": "1",
+            "metainformation": {"type": "rest"}, "views": [{"name": "v", "link": link}]})
+        };
+        let instance = |name: &str, unit: &str| {
+            serde_json::json!({"@type": "DataInstance", "name": name,
+            "version": "1", "dataUnit": unit, "endpoint": "http://127.0.0.1:9"})
+        };
+        let routes = RouteHandle::new();
+        let merger = RouteMerger::new(routes.clone(), 2);
+        merger.sink(1).publish(
+            &docs(&[unit("urn:unit:a", "/peer"), unit("urn:unit:b", "/b"), instance("urn:inst:b", "urn:unit:b")]),
+            7,
+        );
+        assert!(routes.is_ready());
+        assert_eq!(routes.current().instances("urn:unit:b", "v").unwrap().len(), 1, "a peer's unit is routable");
+        merger.sink(0).publish(&docs(&[unit("urn:unit:a", "/own"), instance("urn:inst:a", "urn:unit:a")]), 3);
+        let table = routes.current();
+        assert_eq!(table.revision(), 3, "the table's revision is the own catalog's");
+        assert_eq!(table.unit_count(), 2);
+        let merged = merger.documents();
+        let (source, doc) = merged.get(Kind::DataUnit, &Urn::parse("urn:unit:a").unwrap()).unwrap();
+        assert_eq!(source, 0, "the own catalog's document wins");
+        let Document::DataUnit(u) = doc else { panic!("not a unit") };
+        assert_eq!(u.views[0].link, "/own");
+        assert_eq!(merged.get(Kind::DataUnit, &Urn::parse("urn:unit:b").unwrap()).unwrap().0, 1);
+        // A peer that drops its documents takes them out of the table.
+        merger.sink(1).publish(&Documents::new(), 8);
+        assert!(routes.current().instances("urn:unit:b", "v").is_none());
+    }
 }

@@ -682,4 +682,38 @@ mod tests {
         assert_eq!(view.unroutable, 2);
         assert!(matches!(table.choose(view, RoutePolicy::Nearest, None), Err(NoInstance::None { unroutable: 2 })));
     }
+
+    #[test]
+    fn a_replica_is_fresh_until_its_validation_is_older_than_its_bound() {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let unit = doc(json!({"@type": "DataUnit", "name": "urn:unit:a", "version": "1",
+            "metainformation": {"type": "rest"}, "views": [{"name": "v", "link": "/v"}]}));
+        let origin = doc(json!({"@type": "DataInstance", "name": "urn:inst:origin", "version": "1",
+            "dataUnit": "urn:unit:a", "site": "urn:site:far", "endpoint": "http://127.0.0.1:1", "role": "origin"}));
+        let replica = |validated_ms: u64| {
+            doc(json!({"@type": "DataInstance", "name": "urn:inst:replica", "version": "1",
+            "dataUnit": "urn:unit:a", "site": "urn:site:here", "endpoint": "http://127.0.0.1:2/replicas/r1",
+            "role": "replica", "metainformation": {"validatedAtUnixMs": validated_ms, "stalenessBoundSeconds": 10,
+            "viewRelativePaths": true}}))
+        };
+        let sites = [
+            doc(json!({"@type": "Site", "name": "urn:site:here", "version": "1", "tier": "fog", "region": "x"})),
+            doc(json!({"@type": "Site", "name": "urn:site:far", "version": "1", "tier": "cloud", "region": "y"})),
+        ];
+        let choose = |validated_ms: u64| {
+            let mut docs = vec![unit.clone(), origin.clone(), replica(validated_ms)];
+            docs.extend(sites.iter().cloned());
+            let table = RouteTable::build(&docs);
+            let here = table.site_index("urn:site:here");
+            let view = table.view("urn:unit:a", "v").unwrap();
+            let name = table.choose(view, RoutePolicy::FreshOnly, here).ok().unwrap().name.to_string();
+            let replica_target = view.instances.iter().find(|i| i.role == InstanceRole::Replica).unwrap();
+            assert!(replica_target.view_relative);
+            // A replica is reached through its view only: no forward-mode entry for its host.
+            assert!(matches!(table.forward(false, "127.0.0.1", 2, "/replicas/r1/v"), Err(ForwardMiss::UnknownHost)));
+            name
+        };
+        assert_eq!(choose(now_ms - 2_000), "urn:inst:replica", "validated 2 s ago, bound 10 s: fresh and nearest");
+        assert_eq!(choose(now_ms - 60_000), "urn:inst:origin", "validated a minute ago: stale, the origin serves");
+    }
 }

@@ -146,3 +146,18 @@ fn cost_model_validation_names_the_field() {
     let bad = CostModel { default_update_fraction_percent: 150.0, ..CostModel::default() };
     assert!(bad.validate().unwrap_err().starts_with("default_update_fraction_percent"));
 }
+
+#[test]
+fn objects_are_planned_by_object_copy_and_apis_by_the_snapshot() {
+    use civitas_placement::migration::ObjectCopyStrategyModel;
+    let api = hot_input();
+    let mut file = hot_input();
+    file.source_type = "file".into();
+    assert!(SnapshotStrategyModel::default().plan(&api).is_some());
+    assert!(ObjectCopyStrategyModel::default().plan(&api).is_none(), "an API is not an object");
+    assert!(SnapshotStrategyModel::default().plan(&file).is_none(), "an object is not snapshotted");
+    let plan = ObjectCopyStrategyModel::default().plan(&file).expect("a plan");
+    assert_eq!(plan.strategy, "object-copy");
+    let snapshot = SnapshotStrategyModel::default().plan(&api).unwrap();
+    assert_eq!(plan.score, snapshot.score, "same costs and benefits, another copy mechanism");
+}
