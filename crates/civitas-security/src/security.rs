@@ -66,4 +66,16 @@ impl Security {
         ));
         Ok(Security { authenticator, policies, local_tokens, metrics, audit_writer: Some(writer) })
     }
+
+    /// Revokes a local token (by id or whole token) and forgets cached authentications so
+    /// the revocation holds from the next request. Returns whether a live token was revoked.
+    pub async fn revoke_token(&self, id_or_token: &str) -> Result<bool, SecurityError> {
+        let tokens = self
+            .local_tokens
+            .as_ref()
+            .ok_or_else(|| SecurityError::InvalidRequest("local tokens are disabled (security.local_tokens)".into()))?;
+        let revoked = tokens.revoke(id_or_token).await?;
+        self.authenticator.clear_cache();
+        Ok(revoked)
+    }
 }
