@@ -227,3 +227,71 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DecisionKind;
+
+    fn record(i: usize) -> AuditRecord {
+        let d = Decision {
+            allowed: i % 2 == 0,
+            kind: DecisionKind::ViewRead,
+            resource: format!("urn:city:unit:view{i}").into(),
+            rule: "default unconstrained=authenticated".into(),
+            reason: "authenticated caller".into(),
+        };
+        AuditRecord::new(&Principal::new("alice", crate::Source::LocalToken { issuer: "n".into() }), &d, false)
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let metrics = SecurityMetrics::default();
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let log = AuditLog { tx, metrics: metrics.clone() };
+        for i in 0..5 {
+            log.record(record(i));
+        }
+        assert_eq!(metrics.audit_dropped_total(), 3);
+        assert_eq!(rx.try_iter().count(), 2);
+    }
+
+    #[test]
+    fn the_log_rotates_by_size_and_keeps_n_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit").join("security.ndjson");
+        let config = AuditConfig { path: None, max_file_bytes: 1024, keep_files: 2, queue_capacity: 10_000 };
+        let metrics = SecurityMetrics::default();
+        let (log, writer) = AuditLog::start(&path, &config, metrics.clone()).unwrap();
+        for i in 0..200 {
+            log.record(record(i));
+        }
+        drop(log);
+        writer.finish().unwrap();
+        assert_eq!(metrics.audit_dropped_total(), 0);
+        let name = |suffix: &str| dir.path().join("audit").join(format!("security.ndjson{suffix}"));
+        let mut last_index = None;
+        for suffix in [".2", ".1", ""] {
+            let text = std::fs::read_to_string(name(suffix)).unwrap();
+            assert!(text.len() <= 1024, "{suffix}: {} bytes", text.len());
+            for line in text.lines() {
+                let r: AuditRecord = serde_json::from_str(line).unwrap();
+                let i: usize = r.resource.trim_start_matches("urn:city:unit:view").parse().unwrap();
+                assert!(last_index.is_none_or(|l| i == l + 1), "records stay in order across files");
+                last_index = Some(i);
+            }
+        }
+        assert_eq!(last_index, Some(199), "the newest record is in the current file");
+        assert!(!name(".3").exists(), "only keep_files rotated files are kept");
+
+        // Reopening appends to the current file.
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+        let before = lines(&path);
+        let (log, writer) = AuditLog::start(&path, &config, metrics).unwrap();
+        log.record(record(0));
+        drop(log);
+        writer.finish().unwrap();
+        let after = lines(&path);
+        assert!(after == before + 1 || (after == 1 && lines(&name(".1")) == before), "appended or rotated, never lost");
+    }
+}
