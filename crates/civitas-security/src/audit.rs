@@ -235,7 +235,7 @@ mod tests {
 
     fn record(i: usize) -> AuditRecord {
         let d = Decision {
-            allowed: i % 2 == 0,
+            allowed: i.is_multiple_of(2),
             kind: DecisionKind::ViewRead,
             resource: format!("urn:city:unit:view{i}").into(),
             rule: "default unconstrained=authenticated".into(),
