@@ -370,7 +370,7 @@ impl PolicyEngine {
     pub fn unit_visible(&self, p: &Principal, unit: &DataUnit) -> Arc<Decision> {
         let name = unit.header.name.as_str();
         self.decide_access(p, DecisionKind::UnitVisibility, name, &unit.header.version, || {
-            Policy::compile(&unit.metainformation.security_constraints)
+            (Policy::compile(&unit.metainformation.security_constraints), name.to_owned())
         })
     }
 
@@ -393,20 +393,30 @@ impl PolicyEngine {
         kind: DecisionKind,
         resource: &str,
         version: &str,
-        policy: impl FnOnce() -> Policy,
+        policy: impl FnOnce() -> (Policy, String),
     ) -> Arc<Decision> {
         let now = Instant::now();
         let key = cache_key(p, kind, resource, version);
         if let Some(d) = self.cache.get(&key, now) {
             return self.finish(p, d, true);
         }
-        let d = Arc::new(self.evaluate_access(p, kind, resource, &policy()));
+        let (policy, owner) = policy();
+        let d = Arc::new(self.evaluate_access(p, kind, resource, &owner, &policy));
         self.cache.insert(key, Arc::clone(&d), now, None);
         self.finish(p, d, false)
     }
 
-    fn evaluate_access(&self, p: &Principal, kind: DecisionKind, resource: &str, policy: &Policy) -> Decision {
-        let rule_name = |i: usize, r: &AccessRule| format!("{resource} securityConstraints[{i}] ({})", r.kind());
+    /// `owner` is the unit or view whose constraints `policy` holds (a view without access
+    /// constraints is decided by its unit's).
+    fn evaluate_access(
+        &self,
+        p: &Principal,
+        kind: DecisionKind,
+        resource: &str,
+        owner: &str,
+        policy: &Policy,
+    ) -> Decision {
+        let rule_name = |i: usize, r: &AccessRule| format!("{owner} securityConstraints[{i}] ({})", r.kind());
         if policy.access.is_empty() {
             let (allowed, reason) = match self.unconstrained {
                 Unconstrained::Public => (true, "no access constraint; unconstrained=public"),
@@ -514,12 +524,14 @@ impl From<Arc<Decision>> for Decision {
     }
 }
 
-/// A view's access rules if it has any, else its unit's; migration rules of both.
-fn effective_view_policy(unit: &DataUnit, view: &View) -> Policy {
+/// A view's access rules if it has any, else its unit's, with the name of their owner.
+fn effective_view_policy(unit: &DataUnit, view: &View) -> (Policy, String) {
     let own = Policy::compile(&view.security_constraints);
-    let unit_policy = Policy::compile(&unit.metainformation.security_constraints);
-    let access = if own.access.is_empty() { unit_policy.access } else { own.access };
-    Policy { access, migration: own.migration.into_iter().chain(unit_policy.migration).collect() }
+    if own.access.is_empty() {
+        (Policy::compile(&unit.metainformation.security_constraints), unit.header.name.to_string())
+    } else {
+        (own, view.name.to_string())
+    }
 }
 
 fn listed(list: &[String], value: &str) -> bool {

@@ -155,14 +155,15 @@ fn views_decide_with_their_own_constraints_or_inherit_the_units() {
     let anonymous = Principal::anonymous();
     let blocks = urn("urn:buildings:vienna:blocks");
     let d = e.view_read(&planner, &u, &blocks);
-    assert_eq!((d.allowed, &*d.rule), (true, "urn:buildings:vienna:blocks securityConstraints[0] (rbac)"));
+    assert_eq!((d.allowed, &*d.rule), (true, "urn:buildings:vienna securityConstraints[0] (rbac)"), "inherited");
     assert!(!e.view_read(&local("bob", &[]), &u, &blocks).allowed);
     assert!(e.view_read(&anonymous, &u, &urn("urn:buildings:vienna:open")).allowed);
     assert!(
         !e.view_read(&planner, &u, &urn("urn:buildings:vienna:energy")).allowed,
         "the view's rules replace the unit's"
     );
-    assert!(e.view_read(&local("eve", &["energy"]), &u, &urn("urn:buildings:vienna:energy")).allowed);
+    let d = e.view_read(&local("eve", &["energy"]), &u, &urn("urn:buildings:vienna:energy"));
+    assert_eq!((d.allowed, &*d.rule), (true, "urn:buildings:vienna:energy securityConstraints[0] (rbac)"));
     let d = e.view_read(&planner, &u, &urn("urn:buildings:vienna:nothing"));
     assert_eq!((d.allowed, &*d.rule), (false, "unknown view"));
 }
