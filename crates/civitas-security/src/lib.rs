@@ -47,7 +47,7 @@ pub use config::SecurityConfig;
 pub use error::SecurityError;
 pub use metrics::SecurityMetrics;
 pub use policy::{
-    AccessRule, CallerAccess, Decision, DecisionKind, MigrationRule, Policy, PolicyEngine, SiteTarget,
+    AccessRule, CallerAccess, Decision, DecisionKind, MigrationRule, Policy, PolicyEngine, SiteTarget, ViewSecurity,
     validate_constraints,
 };
 pub use principal::{Principal, Source};

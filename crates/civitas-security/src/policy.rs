@@ -227,7 +227,7 @@ impl AccessRule {
         match self {
             AccessRule::Public => Some("public".into()),
             AccessRule::Invalid { .. } => None,
-            _ if p.is_anonymous() => None,
+            _ if p.is_anonymous() || p.source == Source::Node => None,
             AccessRule::Ldap { url, dn } => {
                 let Source::Ldap { url: from, dn: user_dn } = &p.source else { return None };
                 if normalise_url(from) != normalise_url(url) {
@@ -387,6 +387,14 @@ impl PolicyEngine {
         })
     }
 
+    /// Whether `p` may read a view whose policy was compiled beforehand (the data plane
+    /// keeps one [`ViewSecurity`] per route so a cache miss does not recompile).
+    pub fn view_read_compiled(&self, p: &Principal, view: &ViewSecurity) -> Arc<Decision> {
+        self.decide_access(p, DecisionKind::ViewRead, view.view.as_str(), &view.version, || {
+            (view.policy.clone(), view.owner.clone())
+        })
+    }
+
     fn decide_access(
         &self,
         p: &Principal,
@@ -472,7 +480,7 @@ impl PolicyEngine {
         if let Some(v) = view {
             collect(v.name.as_str(), &v.security_constraints);
         }
-        let system = Principal::new("civitas-node", Source::Anonymous);
+        let system = Principal::node("civitas-node");
         let p = requester.unwrap_or(&system);
         let mut decision = None;
         for (rule, r) in &rules {
@@ -521,6 +529,25 @@ fn deny(kind: DecisionKind, resource: &str, rule: &str, reason: &str) -> Decisio
 impl From<Arc<Decision>> for Decision {
     fn from(d: Arc<Decision>) -> Decision {
         d.as_ref().clone()
+    }
+}
+
+/// The compiled access policy of one view, for callers that keep it beside a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSecurity {
+    /// The view.
+    pub view: Urn,
+    /// Its unit's version (cached decisions are keyed by it).
+    pub version: String,
+    policy: Policy,
+    owner: String,
+}
+
+impl ViewSecurity {
+    /// Compiles the access policy of `view` of `unit` (its own rules, or its unit's).
+    pub fn new(unit: &DataUnit, view: &View) -> ViewSecurity {
+        let (policy, owner) = effective_view_policy(unit, view);
+        ViewSecurity { view: view.name.clone(), version: unit.header.version.clone(), policy, owner }
     }
 }
 

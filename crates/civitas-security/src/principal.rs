@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 pub enum Source {
     /// No credentials were presented.
     Anonymous,
+    /// The node itself, acting on its own (the migration manager's automatic plans).
+    Node,
     /// A token signed by this node's key.
     LocalToken {
         /// The `iss` of local tokens.
@@ -76,6 +78,11 @@ impl Principal {
         }
     }
 
+    /// The node acting on its own behalf, named `name` in the audit log.
+    pub fn node(name: impl Into<String>) -> Principal {
+        Principal::new(name, Source::Node)
+    }
+
     /// The caller who presented no credentials.
     pub fn anonymous() -> Principal {
         Principal::new("", Source::Anonymous)
@@ -98,6 +105,7 @@ impl Principal {
     pub fn source_name(&self) -> &'static str {
         match self.source {
             Source::Anonymous => "anonymous",
+            Source::Node => "node",
             Source::LocalToken { .. } => "local",
             Source::Oidc { .. } => "oidc",
             Source::Ldap { .. } => "ldap",
@@ -107,12 +115,23 @@ impl Principal {
     /// A digest of everything a policy may look at. Two principals with the same
     /// fingerprint get the same decisions, which is what makes caching decisions sound.
     pub fn fingerprint(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
         // serde_json of a struct with BTreeSets and an insertion-ordered map is a
-        // deterministic, unambiguous encoding of the fields.
-        let encoded = serde_json::to_vec(self).unwrap_or_default();
-        h.update(&encoded);
-        h.finalize().into()
+        // deterministic, unambiguous encoding of the fields; it is streamed into the hash
+        // without an intermediate buffer.
+        struct HashWriter(Sha256);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashWriter(Sha256::new());
+        // Serialising these types cannot fail (string keys, no custom serializers).
+        let _ = serde_json::to_writer(&mut w, self);
+        w.0.finalize().into()
     }
 }
 

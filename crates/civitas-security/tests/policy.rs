@@ -9,7 +9,8 @@ use civitas_catalog::{ApplyOptions, Catalog, CatalogError};
 use civitas_model::{DataUnit, Document, Urn};
 use civitas_security::config::{AuditConfig, Unconstrained};
 use civitas_security::{
-    AuditLog, AuditRecord, PolicyEngine, Principal, SecurityMetrics, SiteTarget, Source, validate_constraints,
+    AuditLog, AuditRecord, PolicyEngine, Principal, SecurityMetrics, SiteTarget, Source, ViewSecurity,
+    validate_constraints,
 };
 use serde_json::{Value, json};
 
@@ -164,6 +165,13 @@ fn views_decide_with_their_own_constraints_or_inherit_the_units() {
     );
     let d = e.view_read(&local("eve", &["energy"]), &u, &urn("urn:buildings:vienna:energy"));
     assert_eq!((d.allowed, &*d.rule), (true, "urn:buildings:vienna:energy securityConstraints[0] (rbac)"));
+    // The same decisions from a policy compiled beforehand, as the data plane keeps it.
+    for (i, v) in u.views.iter().enumerate() {
+        let compiled = ViewSecurity::new(&u, v);
+        for who in [&planner, &anonymous] {
+            assert_eq!(e.view_read_compiled(who, &compiled), e.view_read(who, &u, &v.name), "view {i}");
+        }
+    }
     let d = e.view_read(&planner, &u, &urn("urn:buildings:vienna:nothing"));
     assert_eq!((d.allowed, &*d.rule), (false, "unknown view"));
 }
@@ -194,6 +202,8 @@ fn migration_constraints_allow_and_deny_targets_with_reasons() {
     let vienna = site("urn:site:vienna-fog", "eu-central", Some("AT"), "fog");
     let d = e.migration_target(None, &u, Some(wards), &vienna);
     assert!(d.allowed, "{d:?}");
+    let planner = local("alice", &["planner"]);
+    assert!(e.migration_target(Some(&planner), &u, Some(wards), &vienna).allowed, "on behalf of a person too");
     assert_eq!(&*d.resource, "urn:health:vienna:wards -> urn:site:vienna-fog");
 
     let munich = site("urn:site:munich", "eu-central", Some("DE"), "cloud");

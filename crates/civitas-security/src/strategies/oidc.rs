@@ -74,13 +74,16 @@ impl Jwks {
         if let Some(k) = Self::find(&self.keys.load(), kid) {
             return Ok(k);
         }
-        match fetch_error {
-            Some(e) if self.keys.load().by_kid.is_empty() && self.keys.load().without_kid.is_empty() => {
-                tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
-                Err(Rejection::bearer(RejectReason::Unavailable, "the issuer's keys cannot be fetched"))
-            }
-            _ => Err(Rejection::bearer(RejectReason::UnknownKey, "no key of the issuer has the token's `kid`")),
+        if let Some(e) = &fetch_error {
+            tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
         }
+        let keys = self.keys.load();
+        if keys.by_kid.is_empty() && keys.without_kid.is_empty() {
+            // Never fetched successfully (or the issuer publishes nothing): the provider is
+            // the problem, not the token.
+            return Err(Rejection::bearer(RejectReason::Unavailable, "the issuer's keys cannot be fetched"));
+        }
+        Err(Rejection::bearer(RejectReason::UnknownKey, "no key of the issuer has the token's `kid`"))
     }
 
     fn find(set: &KeySet, kid: Option<&str>) -> Option<PublicKey> {
