@@ -309,8 +309,8 @@ fn quote(s: &str) -> String {
     s.chars().map(|c| if (' '..='~').contains(&c) && c != '"' && c != '\\' { c } else { '\'' }).collect()
 }
 
-/// Parses an `Authorization` header value into credentials.
-pub(crate) fn parse_authorization(header: &str) -> Result<Credentials<'_>, Rejection> {
+/// Parses an `Authorization` header value (`Bearer <token>` or `Basic <base64>`) into credentials.
+pub fn parse_authorization(header: &str) -> Result<Credentials<'_>, Rejection> {
     let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {

@@ -42,7 +42,10 @@ pub mod strategies;
 pub mod tls;
 
 pub use audit::{AuditLog, AuditRecord};
-pub use authn::{AuthStrategy, Authenticator, Credentials, Outcome, RejectReason, Rejection, Scheme};
+pub use authn::{
+    AuthStrategy, Authenticator, Credentials, Outcome, RejectReason, Rejection, Scheme, parse_authorization,
+    www_authenticate,
+};
 pub use config::SecurityConfig;
 pub use error::SecurityError;
 pub use metrics::SecurityMetrics;
