@@ -35,6 +35,8 @@ pub struct SecurityConfig {
     pub cache_ttl_ms: u64,
     /// How many decisions the cache holds at most. Default 65536.
     pub cache_capacity: usize,
+    /// Roles that may administer the node (create, list, revoke tokens). Default `["admin"]`.
+    pub admin_roles: Vec<String>,
     /// Tokens signed by this node's key.
     pub local_tokens: LocalTokensConfig,
     /// OAuth2/OIDC issuers whose bearer JWTs are accepted. Default none.
@@ -55,6 +57,7 @@ impl Default for SecurityConfig {
             unconstrained: Unconstrained::default(),
             cache_ttl_ms: 2_000,
             cache_capacity: 65_536,
+            admin_roles: vec!["admin".into()],
             local_tokens: LocalTokensConfig::default(),
             issuers: Vec::new(),
             ldap: None,

@@ -27,13 +27,13 @@ pub struct SecurityMetrics {
 }
 
 /// The kinds of decision, as label values.
-pub(crate) const KINDS: [&str; 3] = ["unit", "view", "migration"];
+pub(crate) const KINDS: [&str; 4] = ["unit", "view", "migration", "admin"];
 
 #[derive(Debug)]
 struct Inner {
     decisions: Family<DecisionLabels, Counter>,
     // The family's children, fetched once: counting a decision takes no lock.
-    by_kind: [[Counter; 2]; 3],
+    by_kind: [[Counter; 2]; 4],
     authentications: Family<AuthLabels, Counter>,
     audit_dropped: Counter,
     audit_write_errors: Counter,

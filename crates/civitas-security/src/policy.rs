@@ -290,15 +290,18 @@ pub enum DecisionKind {
     ViewRead,
     /// Whether a view may be moved or replicated to a site.
     Migration,
+    /// Whether a caller may administer the node (create, list or revoke tokens…).
+    Administration,
 }
 
 impl DecisionKind {
-    /// The label value in metrics and the audit log: `unit`, `view`, `migration`.
+    /// The label value in metrics and the audit log: `unit`, `view`, `migration`, `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionKind::UnitVisibility => "unit",
             DecisionKind::ViewRead => "view",
             DecisionKind::Migration => "migration",
+            DecisionKind::Administration => "admin",
         }
     }
 }
@@ -347,6 +350,7 @@ impl From<&Site> for SiteTarget {
 #[derive(Debug)]
 pub struct PolicyEngine {
     unconstrained: Unconstrained,
+    admin_roles: Vec<String>,
     cache: TtlCache<[u8; 32], Arc<Decision>>,
     audit: Option<AuditLog>,
     metrics: SecurityMetrics,
@@ -362,7 +366,46 @@ impl PolicyEngine {
         audit: Option<AuditLog>,
         metrics: SecurityMetrics,
     ) -> PolicyEngine {
-        PolicyEngine { unconstrained, cache: TtlCache::new(cache_ttl, cache_capacity), audit, metrics }
+        PolicyEngine {
+            unconstrained,
+            admin_roles: vec!["admin".into()],
+            cache: TtlCache::new(cache_ttl, cache_capacity),
+            audit,
+            metrics,
+        }
+    }
+
+    /// Replaces the roles that may administer the node (default `["admin"]`).
+    pub fn with_admin_roles(mut self, roles: Vec<String>) -> PolicyEngine {
+        self.admin_roles = roles;
+        self
+    }
+
+    /// Whether `p` may perform the administrative `action` (`token.create`,
+    /// `token.revoke`, `token.list`…): principals holding one of the admin roles, and the
+    /// node itself. Not cached (rare).
+    pub fn administer(&self, p: &Principal, action: &str) -> Arc<Decision> {
+        let kind = DecisionKind::Administration;
+        let d = if p.source == Source::Node {
+            Decision {
+                allowed: true,
+                kind,
+                resource: action.into(),
+                rule: "the node itself".into(),
+                reason: "node".into(),
+            }
+        } else if let Some(role) = self.admin_roles.iter().find(|r| !p.is_anonymous() && p.roles.contains(*r)) {
+            Decision {
+                allowed: true,
+                kind,
+                resource: action.into(),
+                rule: "security.admin_roles".into(),
+                reason: format!("role {role}").into(),
+            }
+        } else {
+            deny(kind, action, "security.admin_roles", "the caller holds no admin role")
+        };
+        self.finish(p, Arc::new(d), false)
     }
 
     /// Whether `p` may know `unit` exists and see its description and tree (the unit's

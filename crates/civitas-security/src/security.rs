@@ -57,13 +57,10 @@ impl Security {
         let authenticator = Arc::new(Authenticator::new(strategies, config.realm.clone(), cache_ttl, metrics.clone()));
         let audit_path = config.audit.path.clone().unwrap_or_else(|| data_dir.join("audit").join("security.ndjson"));
         let (audit, writer) = AuditLog::start(&audit_path, &config.audit, metrics.clone())?;
-        let policies = Arc::new(PolicyEngine::new(
-            config.unconstrained,
-            cache_ttl,
-            config.cache_capacity,
-            Some(audit),
-            metrics.clone(),
-        ));
+        let policies = Arc::new(
+            PolicyEngine::new(config.unconstrained, cache_ttl, config.cache_capacity, Some(audit), metrics.clone())
+                .with_admin_roles(config.admin_roles.clone()),
+        );
         Ok(Security { authenticator, policies, local_tokens, metrics, audit_writer: Some(writer) })
     }
 

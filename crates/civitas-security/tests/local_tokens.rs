@@ -135,3 +135,16 @@ async fn through_the_authenticator() {
     a.clear_cache();
     assert_eq!(a.authenticate(Some(&header)).await.unwrap_err().reason, RejectReason::Revoked);
 }
+
+#[test]
+fn lifetimes_parse_like_the_cli_writes_them() {
+    use civitas_security::strategies::parse_ttl;
+    assert_eq!(parse_ttl("30d").unwrap(), 30 * 86_400);
+    assert_eq!(parse_ttl("2w").unwrap(), 14 * 86_400);
+    assert_eq!(parse_ttl("12h").unwrap(), 43_200);
+    assert_eq!(parse_ttl("15m").unwrap(), 900);
+    assert_eq!(parse_ttl("90").unwrap(), 90);
+    for bad in ["", "d", "0d", "-1d", "1y", "1.5d", "99999999999999999999d"] {
+        assert!(parse_ttl(bad).is_err(), "{bad}");
+    }
+}

@@ -291,3 +291,13 @@ async fn the_catalog_tree_hides_units_the_caller_may_not_see() {
     assert_eq!(catalog.tree_with(&health, &doctor).await.unwrap().views.len(), 1);
     assert!(catalog.tree_with(&urn("urn:bus:vienna"), &anonymous).await.is_ok());
 }
+
+#[test]
+fn administration_needs_an_admin_role() {
+    let e = engine(Unconstrained::Public).with_admin_roles(vec!["operator".into()]);
+    let d = e.administer(&local("root", &["operator"]), "token.create");
+    assert_eq!((d.allowed, &*d.reason, d.kind.as_str()), (true, "role operator", "admin"));
+    assert!(!e.administer(&local("alice", &["admin", "planner"]), "token.create").allowed);
+    assert!(!e.administer(&Principal::anonymous(), "token.list").allowed);
+    assert!(e.administer(&Principal::node("civitas-node"), "token.revoke").allowed);
+}

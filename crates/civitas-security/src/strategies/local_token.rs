@@ -44,6 +44,24 @@ pub struct TokenRequest {
     pub ttl_seconds: Option<u64>,
 }
 
+/// Parses a token lifetime as the CLI takes it: `90s`, `15m`, `12h`, `30d`, `2w`, or a
+/// plain number of seconds.
+pub fn parse_ttl(text: &str) -> Result<u64, SecurityError> {
+    let text = text.trim();
+    let bad = || SecurityError::InvalidRequest(format!("`{text}` is not a lifetime (e.g. 90s, 15m, 12h, 30d, 2w)"));
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).filter(|s| *s > 0).ok_or_else(bad)
+}
+
 /// What the registry keeps of an issued token (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

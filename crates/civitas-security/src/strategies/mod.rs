@@ -6,5 +6,5 @@ pub mod local_token;
 pub mod oidc;
 
 pub use ldap::LdapStrategy;
-pub use local_token::{IssuedToken, LocalTokens, TokenRecord, TokenRequest};
+pub use local_token::{IssuedToken, LocalTokens, TokenRecord, TokenRequest, parse_ttl};
 pub use oidc::{Jwks, OidcIssuer};
