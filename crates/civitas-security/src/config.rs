@@ -119,6 +119,10 @@ pub struct IssuerConfig {
     /// Timeout of a JWKS fetch, in milliseconds. Default 5000.
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout_ms: u64,
+    /// A PEM file of extra CA certificates trusted for an `https` JWKS URL (a private
+    /// identity provider); the system's roots are always trusted. Default none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_leeway() -> u64 {

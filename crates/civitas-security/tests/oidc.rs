@@ -245,3 +245,62 @@ async fn the_authenticator_routes_tokens_by_issuer_and_builds_the_challenge() {
     let header = a.challenge(Some(&r));
     assert!(header.starts_with("Bearer realm=\"civitas\", error=\"invalid_token\", error_description=\""), "{header}");
 }
+
+/// A JWKS served over HTTPS with a certificate made by rcgen, through the crate's own TLS
+/// helper; returns the URL and the CA (the self-signed certificate) as PEM.
+async fn serve_jwks_https(keys: Vec<Value>) -> (String, String) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let config = civitas_security::tls::server_config_from_pem(
+        generated.cert.pem().as_bytes(),
+        generated.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = json!({"keys": keys}).to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::<
+                            hyper::body::Bytes,
+                        >::from(body)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}/jwks"), generated.cert.pem())
+}
+
+#[tokio::test]
+async fn an_https_jwks_is_trusted_only_through_its_ca() {
+    let ed = TestKey::ed(7);
+    let (url, ca_pem) = serve_jwks_https(vec![ed.public().to_jwk("ed-1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let config = |ca: Option<&std::path::Path>| -> IssuerConfig {
+        serde_json::from_value(json!({"issuer": ISSUER, "audience": ["civitas"], "jwks_url": url,
+            "jwks_min_refresh_seconds": 0, "ca_file": ca}))
+        .unwrap()
+    };
+    let token = ed.token(json!({"kid": "ed-1"}), &claims());
+
+    let trusting = OidcIssuer::new(config(Some(&ca_file))).unwrap();
+    assert_eq!(trusting.verify(&token, now()).await.unwrap().subject, "alice");
+
+    // Without the CA, the self-signed certificate is refused and no key is ever fetched.
+    let untrusting = OidcIssuer::new(config(None)).unwrap();
+    assert_eq!(reason(&untrusting, &token).await, RejectReason::Unavailable);
+}

@@ -153,11 +153,22 @@ impl OidcIssuer {
         if !(config.jwks_url.starts_with("http://") || config.jwks_url.starts_with("https://")) {
             return Err(SecurityError::Config { field: field("jwks_url"), message: "must be an http(s) URL".into() });
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_millis(config.fetch_timeout_ms))
-            .build()
-            .map_err(|e| SecurityError::Config { field: field("jwks_url"), message: e.to_string() })?;
+            .use_rustls_tls()
+            .https_only(config.jwks_url.starts_with("https://"))
+            .timeout(Duration::from_millis(config.fetch_timeout_ms));
+        if let Some(path) = &config.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|source| SecurityError::Io { op: "read", path: path.clone(), source })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| SecurityError::Config { field: field("ca_file"), message: e.to_string() })?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client =
+            builder.build().map_err(|e| SecurityError::Config { field: field("jwks_url"), message: e.to_string() })?;
         let jwks = Jwks::new(&config.jwks_url, client, Duration::from_secs(config.jwks_min_refresh_seconds));
         Ok(OidcIssuer { config, jwks })
     }
