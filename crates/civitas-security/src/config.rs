@@ -160,6 +160,16 @@ pub struct LdapConfig {
     /// Connect and operation timeout, in milliseconds. Default 5000.
     #[serde(default = "default_fetch_timeout")]
     pub timeout_ms: u64,
+    /// The user entry's attribute that names the principal's organisation. Default `o`.
+    #[serde(default = "default_organisation_attribute")]
+    pub organisation_attribute: String,
+    /// The user entry's attribute that names the principal's jurisdiction. Default none.
+    #[serde(default)]
+    pub jurisdiction_attribute: Option<String>,
+}
+
+fn default_organisation_attribute() -> String {
+    "o".into()
 }
 
 fn default_group_filter() -> String {

@@ -33,6 +33,8 @@ fn strategy(url: &str) -> LdapStrategy {
         group_base: "ou=groups,dc=civitas,dc=test".into(),
         group_filter: "(|(member={dn})(uniqueMember={dn})(memberUid={user}))".into(),
         timeout_ms: 5_000,
+        organisation_attribute: "o".into(),
+        jurisdiction_attribute: Some("st".into()),
     })
     .unwrap()
 }
@@ -52,6 +54,10 @@ async fn bind_and_groups_against_slapd() {
     }
     let alice = ldap.login("alice", "alice-password").await.unwrap();
     assert!(alice.groups.contains("planners") && !alice.groups.contains("health"), "{:?}", alice.groups);
+    assert_eq!(alice.organisation.as_deref(), Some("City of Vienna"));
+    assert_eq!(alice.jurisdiction.as_deref(), Some("AT"));
+    let bob = ldap.login("bob", "bob-password").await.unwrap();
+    assert_eq!((bob.organisation.as_deref(), bob.jurisdiction.as_deref()), (Some("General Hospital"), None));
 
     let wrong = ldap.login("alice", "bob-password").await.unwrap_err();
     assert_eq!(wrong.reason, RejectReason::BadCredentials);

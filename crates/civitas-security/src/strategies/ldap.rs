@@ -76,6 +76,23 @@ impl LdapStrategy {
             }
             Err(e) => return Err(unavailable(e)),
         }
+        // The user's own entry, for the organisation and jurisdiction attributes.
+        let mut wanted = vec![self.config.organisation_attribute.as_str()];
+        wanted.extend(self.config.jurisdiction_attribute.as_deref());
+        let (own, _) = ldap
+            .search(&dn, Scope::Base, "(objectClass=*)", wanted)
+            .await
+            .and_then(|r| r.success())
+            .map_err(unavailable)?;
+        let own = own.into_iter().next().map(SearchEntry::construct);
+        // Attribute names are case-insensitive in LDAP.
+        let attribute = |name: Option<&str>| -> Option<String> {
+            let (name, entry) = (name?, own.as_ref()?);
+            let (_, values) = entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+            values.first().cloned()
+        };
+        let organisation = attribute(Some(&self.config.organisation_attribute));
+        let jurisdiction = attribute(self.config.jurisdiction_attribute.as_deref());
         let filter = self
             .config
             .group_filter
@@ -95,6 +112,8 @@ impl LdapStrategy {
         }
         let mut p = Principal::new(user, Source::Ldap { url: self.config.url.clone(), dn });
         p.groups = groups;
+        p.organisation = organisation;
+        p.jurisdiction = jurisdiction;
         Ok(p)
     }
 }
@@ -129,6 +148,8 @@ mod tests {
             group_base: "ou=groups,dc=civitas,dc=test".into(),
             group_filter: "(member={dn})".into(),
             timeout_ms: 500,
+            organisation_attribute: "o".into(),
+            jurisdiction_attribute: None,
         }
     }
 
