@@ -187,6 +187,7 @@ pub trait AuthStrategy: Send + Sync + 'static {
 /// verify a signature or bind to LDAP on every request. Rejections are not cached.
 pub struct Authenticator {
     strategies: Vec<Arc<dyn AuthStrategy>>,
+    anonymous: Arc<Principal>,
     realm: String,
     cache: TtlCache<[u8; 32], Arc<Principal>>,
     salt: [u8; 16],
@@ -212,14 +213,21 @@ impl Authenticator {
         let mut salt = [0u8; 16];
         // Without randomness the salt is fixed; the digest is still a full SHA-256.
         let _ = getrandom::fill(&mut salt);
-        Authenticator { strategies, realm: realm.into(), cache: TtlCache::new(cache_ttl, 16_384), salt, metrics }
+        Authenticator {
+            strategies,
+            anonymous: Arc::new(Principal::anonymous()),
+            realm: realm.into(),
+            cache: TtlCache::new(cache_ttl, 16_384),
+            salt,
+            metrics,
+        }
     }
 
     /// Authenticates the value of an `Authorization` header. No header is the anonymous
     /// principal; policies decide what anonymous may do.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Principal>, Rejection> {
         let Some(header) = authorization else {
-            return Ok(Arc::new(Principal::anonymous()));
+            return Ok(Arc::clone(&self.anonymous));
         };
         let now = Instant::now();
         let key = self.cache_key(header);

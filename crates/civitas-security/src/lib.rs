@@ -9,6 +9,8 @@
 //! migration targets — each [`Decision`] naming the rule that decided it, cached briefly,
 //! audited to an append-only rotated NDJSON log ([`audit`]) and counted in Prometheus
 //! metrics. [`tls`] loads a certificate and key into a rustls server configuration.
+//! [`Security::from_config`] builds all of it from the node's `[security]` section
+//! ([`SecurityConfig`]) and its `NodeKey`.
 //!
 //! What it is not: it does no HTTP routing and answers no request. The node maps a
 //! [`Rejection`] to `401` with the header from [`Authenticator::challenge`], a denied
