@@ -53,7 +53,7 @@ pub use error::SecurityError;
 pub use metrics::SecurityMetrics;
 pub use policy::{
     AccessRule, CallerAccess, Decision, DecisionKind, MigrationRule, Policy, PolicyEngine, SiteTarget, ViewSecurity,
-    validate_constraints,
+    governing_unit, validate_constraints,
 };
 pub use principal::{Principal, Source};
 

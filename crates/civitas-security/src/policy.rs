@@ -641,6 +641,21 @@ fn cache_key(p: &Principal, kind: DecisionKind, resource: &str, version: &str) -
     h.finalize().into()
 }
 
+/// The unit whose visibility governs whether a caller may know `document` exists: the
+/// unit itself, or the unit a data instance deploys (an instance would reveal its unit's
+/// name and endpoint). `None` for documents no unit governs (sites, links, technical and
+/// deployment units and instances), which any caller allowed to use the API may see.
+///
+/// For list, get and search the node keeps a document only when this unit is visible
+/// ([`PolicyEngine::unit_visible`]) — and answers 404 for a hidden one.
+pub fn governing_unit(document: &Document) -> Option<&Urn> {
+    match document {
+        Document::DataUnit(u) => Some(&u.header.name),
+        Document::DataInstance(i) => Some(&i.data_unit),
+        _ => None,
+    }
+}
+
 /// The catalog's [`AccessCheck`] for one caller: a unit resolves when the caller may see
 /// it; instances, deployments and sites are reached only through a visible unit and
 /// resolve. (Listing or getting those kinds directly is for the API to filter by their

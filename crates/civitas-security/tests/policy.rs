@@ -9,7 +9,7 @@ use civitas_catalog::{ApplyOptions, Catalog, CatalogError};
 use civitas_model::{DataUnit, Document, Urn};
 use civitas_security::config::{AuditConfig, Unconstrained};
 use civitas_security::{
-    AuditLog, AuditRecord, PolicyEngine, Principal, SecurityMetrics, SiteTarget, Source, ViewSecurity,
+    AuditLog, AuditRecord, PolicyEngine, Principal, SecurityMetrics, SiteTarget, Source, ViewSecurity, governing_unit,
     validate_constraints,
 };
 use serde_json::{Value, json};
@@ -288,6 +288,11 @@ async fn the_catalog_tree_hides_units_the_caller_may_not_see() {
 
     let health = urn("urn:health:vienna");
     assert!(matches!(catalog.tree_with(&health, &anonymous).await, Err(CatalogError::NotFound { .. })), "404, not 403");
+    let instance = doc(json!({"@type": "DataInstance", "name": "urn:health:vienna-origin", "version": "1",
+        "dataUnit": "urn:health:vienna", "views": ["wards"], "endpoint": "http://127.0.0.1:9000"}));
+    assert_eq!(governing_unit(&instance), Some(&health), "an instance is as visible as its unit");
+    let site = doc(json!({"@type": "Site", "name": "urn:site:vienna", "version": "1", "tier": "fog", "region": "eu"}));
+    assert_eq!(governing_unit(&site), None);
     assert_eq!(catalog.tree_with(&health, &doctor).await.unwrap().views.len(), 1);
     assert!(catalog.tree_with(&urn("urn:bus:vienna"), &anonymous).await.is_ok());
 }
