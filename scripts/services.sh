@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVICES_DIR="${CIVITAS_SERVICES_DIR:-$HOME/.cache/civitas/services}"
+SERVICES_DIR="${CIVITAS_SERVICES_DIR:-${HOME:-/tmp}/.cache/civitas/services}"
 SLAPD_PORT="${CIVITAS_SLAPD_PORT:-3890}"
 SLAPD_URL="ldap://127.0.0.1:${SLAPD_PORT}"
 SLAPD_DIR="$SERVICES_DIR/slapd"
