@@ -9,6 +9,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
 
+echo "==> services (scripts/services.sh)"
+bash scripts/services.sh
+export CIVITAS_TEST_LDAP_URL="${CIVITAS_TEST_LDAP_URL:-ldap://127.0.0.1:${CIVITAS_SLAPD_PORT:-3890}}"
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 

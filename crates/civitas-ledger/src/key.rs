@@ -135,6 +135,21 @@ impl NodeKey {
         Ok(self.log_signer(origin)?.verifier())
     }
 
+    /// An Ed25519 key derived from the node key for one `purpose` (for example
+    /// `"civitas local token key v1"`), as `SHA-256(purpose || "\n" || seed)`, so that a
+    /// signature made for one purpose can never pass as one made for another (the log's
+    /// notes, the witness's cosignatures, the security crate's local tokens).
+    pub fn derive_signing_key(&self, purpose: &str) -> SigningKey {
+        let mut h = Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update(b"\n");
+        h.update(self.key.to_bytes());
+        let mut seed: [u8; 32] = h.finalize().into();
+        let key = SigningKey::from_bytes(&seed);
+        seed.fill(0);
+        key
+    }
+
     /// The witness cosigner named `name` (signature type 0x04), with a key derived from the
     /// node key so that it differs from the log's.
     pub fn witness_signer(&self, name: &str) -> Result<CosignatureSigner, NoteError> {
@@ -145,5 +160,19 @@ impl NodeKey {
         let signer = CosignatureSigner::from_seed(name, &seed);
         seed.fill(0);
         signer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_keys_are_deterministic_and_separated_by_purpose() {
+        let key = NodeKey::from_seed(&[7u8; 32]);
+        let a = key.derive_signing_key("purpose a");
+        assert_eq!(a.to_bytes(), key.derive_signing_key("purpose a").to_bytes());
+        assert_ne!(a.to_bytes(), key.derive_signing_key("purpose b").to_bytes());
+        assert_ne!(a.to_bytes(), [7u8; 32]);
     }
 }
