@@ -26,8 +26,10 @@
 
 mod error;
 pub mod scale;
+pub mod urbem;
 pub mod wan;
 
 pub use error::{Result, SimError};
 pub use scale::Scale;
+pub use urbem::{DataService, SERVICES, ServiceConfig, ServiceSpec, ServiceWork};
 pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Stalls};
