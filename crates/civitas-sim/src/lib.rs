@@ -24,11 +24,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clients;
 mod error;
 pub mod scale;
 pub mod urbem;
 pub mod wan;
 
+pub use clients::{ClientPlan, ClientRun, Phase, RequestType, RequestTypeReport, Sample, Summary};
 pub use error::{Result, SimError};
 pub use scale::Scale;
 pub use urbem::{DataService, SERVICES, ServiceConfig, ServiceSpec, ServiceWork};
