@@ -35,4 +35,4 @@ pub use clients::{ClientPlan, ClientRun, Phase, RequestType, RequestTypeReport, 
 pub use error::{Result, SimError};
 pub use scale::Scale;
 pub use urbem::{DataService, SERVICES, ServiceConfig, ServiceSpec, ServiceWork};
-pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Stalls};
+pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Stalls, WanLink};

@@ -5,7 +5,7 @@
 //! connection to a target address. Each direction of a connection has its own pipeline:
 //!
 //! ```text
-//! read chunk ─▶ token bucket (bandwidth) ─▶ stall clock ─▶ stamp due = now + latency ± jitter
+//! read chunk ─▶ link's token bucket (bandwidth) ─▶ link's stall clock ─▶ stamp due = now + latency ± jitter
 //!           ─▶ bounded timed queue ─▶ writer sleeps until due ─▶ write, count bytes
 //! ```
 //!
@@ -15,13 +15,15 @@
 //! can also pay one emulated round trip before its first byte (TCP's handshake), so a fresh
 //! HTTP request costs two round trips and a request on a kept-alive connection one.
 //!
-//! Not modelled: packet loss and retransmission, TCP slow start, queueing shared between
-//! connections (each connection has its own bucket; a scenario with many parallel
-//! connections sees the cap per connection, see docs/simulation.md).
+//! A [`WanLink`] is one path between two sites: every relay started on it (one per remote
+//! service, say) shares its bandwidth (one token bucket per direction, first come first
+//! served), its stalls and its byte totals. [`Relay::start`] is a relay on a link of its own.
+//!
+//! Not modelled: packet loss and retransmission, TCP slow start and window limits.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -228,28 +230,138 @@ impl RelayStats {
     }
 }
 
+/// One emulated link: the state every relay on it shares. A link between two sites carries
+/// many connections (clients to ten services, node to node); they share its bandwidth, its
+/// stalls and its byte totals, as they would share a real path.
+#[derive(Debug, Clone)]
+pub struct WanLink {
+    shared: Arc<LinkShared>,
+}
+
+#[derive(Debug)]
+struct LinkShared {
+    profile: LinkProfile,
+    upstream: DirectionShared,
+    downstream: DirectionShared,
+    totals: Counters,
+    /// Numbers connections, so each draws its own jitter from the link's seed.
+    connection_seq: AtomicU64,
+}
+
+#[derive(Debug)]
+struct DirectionShared {
+    pacer: Option<Mutex<Pacer>>,
+    stalls: Option<Mutex<(StallClock, fastrand::Rng)>>,
+}
+
+impl DirectionShared {
+    fn new(profile: &DirectionProfile, seed: u64) -> DirectionShared {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        DirectionShared {
+            pacer: profile.bandwidth_bytes_per_second.map(|rate| Mutex::new(Pacer::new(rate, profile.burst_bytes))),
+            stalls: profile.stalls.map(|s| {
+                let clock = StallClock::new(s, Instant::now(), &mut rng);
+                Mutex::new((clock, rng))
+            }),
+        }
+    }
+
+    /// When `bytes` read now may go on: after the bandwidth reservation and any stall.
+    fn release_at(&self, bytes: usize) -> Instant {
+        let now = Instant::now();
+        let mut at = match &self.pacer {
+            Some(p) => p.lock().unwrap_or_else(|e| e.into_inner()).reserve(bytes, now),
+            None => now,
+        };
+        if let Some(stalls) = &self.stalls {
+            let (clock, rng) = &mut *stalls.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(end) = clock.stalled_until(at, rng) {
+                at = end;
+            }
+        }
+        at
+    }
+}
+
+impl WanLink {
+    /// A link behaving as `profile`; refuses an invalid profile.
+    pub fn new(profile: LinkProfile) -> Result<WanLink> {
+        profile.validate()?;
+        let upstream = DirectionShared::new(&profile.upstream, profile.seed ^ 0x5555);
+        let downstream = DirectionShared::new(&profile.downstream, profile.seed ^ 0xaaaa);
+        Ok(WanLink {
+            shared: Arc::new(LinkShared {
+                profile,
+                upstream,
+                downstream,
+                totals: Counters::default(),
+                connection_seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The profile it emulates.
+    pub fn profile(&self) -> &LinkProfile {
+        &self.shared.profile
+    }
+
+    /// Starts a relay on this link: binds `listen` (port 0 for any free port) and relays
+    /// every connection to `target`. Upstream is towards `target`.
+    pub async fn relay(&self, listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
+        let listener = TcpListener::bind(listen).await.map_err(|source| SimError::Bind { addr: listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr: listen, source })?;
+        let counters = Arc::new(Counters::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, target, self.shared.clone(), counters.clone(), stop_rx));
+        tracing::debug!(%local_addr, %target, "relay started");
+        Ok(Relay { local_addr, target, counters, link: self.clone(), stop, task: Some(task) })
+    }
+
+    /// What all relays of this link carried so far (relays already stopped included).
+    pub fn stats(&self) -> RelayStats {
+        self.shared.totals.snapshot()
+    }
+}
+
+impl Counters {
+    fn snapshot(&self) -> RelayStats {
+        RelayStats {
+            upstream_bytes: self.upstream_bytes.load(Ordering::Relaxed),
+            downstream_bytes: self.downstream_bytes.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            dropped_connections: self.dropped_connections.load(Ordering::Relaxed),
+            failed_connects: self.failed_connects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Adds to a relay's counter and its link's total at once.
+#[derive(Clone, Copy)]
+struct Tally<'a>(&'a AtomicU64, &'a AtomicU64);
+
+impl Tally<'_> {
+    fn add(self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+        self.1.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A running relay. Dropping it stops it too; [`Relay::shutdown`] also waits for the end.
 #[derive(Debug)]
 pub struct Relay {
     local_addr: SocketAddr,
     target: SocketAddr,
     counters: Arc<Counters>,
+    link: WanLink,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Relay {
-    /// Binds `listen` (use port 0 for any free port) and relays every connection to `target`
-    /// through `profile`. Refuses an invalid profile.
+    /// A relay on a link of its own: binds `listen` (port 0 for any free port) and relays
+    /// every connection to `target` through `profile`. Refuses an invalid profile.
     pub async fn start(listen: SocketAddr, target: SocketAddr, profile: LinkProfile) -> Result<Relay> {
-        profile.validate()?;
-        let listener = TcpListener::bind(listen).await.map_err(|source| SimError::Bind { addr: listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr: listen, source })?;
-        let counters = Arc::new(Counters::default());
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, target, Arc::new(profile), counters.clone(), stop_rx));
-        tracing::debug!(%local_addr, %target, "relay started");
-        Ok(Relay { local_addr, target, counters, stop, task: Some(task) })
+        WanLink::new(profile)?.relay(listen, target).await
     }
 
     /// The address clients connect to.
@@ -262,16 +374,14 @@ impl Relay {
         self.target
     }
 
-    /// What the relay has carried so far.
+    /// The link it runs on.
+    pub fn link(&self) -> &WanLink {
+        &self.link
+    }
+
+    /// What this relay has carried so far.
     pub fn stats(&self) -> RelayStats {
-        let c = &self.counters;
-        RelayStats {
-            upstream_bytes: c.upstream_bytes.load(Ordering::Relaxed),
-            downstream_bytes: c.downstream_bytes.load(Ordering::Relaxed),
-            connections: c.connections.load(Ordering::Relaxed),
-            dropped_connections: c.dropped_connections.load(Ordering::Relaxed),
-            failed_connects: c.failed_connects.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// Stops accepting, closes every relayed connection and waits until all of it is gone.
@@ -295,11 +405,10 @@ impl Drop for Relay {
 async fn accept_loop(
     listener: TcpListener,
     target: SocketAddr,
-    profile: Arc<LinkProfile>,
+    link: Arc<LinkShared>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut rng = fastrand::Rng::with_seed(profile.seed);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -307,7 +416,10 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
                     counters.connections.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(relay_connection(client, target, profile.clone(), counters.clone(), rng.u64(..)));
+                    link.totals.connections.fetch_add(1, Ordering::Relaxed);
+                    let n = link.connection_seq.fetch_add(1, Ordering::Relaxed);
+                    let seed = link.profile.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    connections.spawn(relay_connection(client, target, link.clone(), counters.clone(), seed));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -325,14 +437,15 @@ async fn accept_loop(
 async fn relay_connection(
     client: TcpStream,
     target: SocketAddr,
-    profile: Arc<LinkProfile>,
+    link: Arc<LinkShared>,
     counters: Arc<Counters>,
     seed: u64,
 ) {
+    let profile = &link.profile;
     let mut rng = fastrand::Rng::with_seed(seed);
     if profile.drop_probability > 0.0 && rng.f64() < profile.drop_probability {
-        counters.dropped_connections.fetch_add(1, Ordering::Relaxed);
-        // Reset rather than a polite FIN where the platform allows, so the client sees an error.
+        Tally(&counters.dropped_connections, &link.totals.dropped_connections).add(1);
+        // Reset rather than a polite FIN, so the client sees an error.
         let _ = client.set_zero_linger();
         return;
     }
@@ -340,7 +453,7 @@ async fn relay_connection(
     let server = match TcpStream::connect(target).await {
         Ok(s) => s,
         Err(error) => {
-            counters.failed_connects.fetch_add(1, Ordering::Relaxed);
+            Tally(&counters.failed_connects, &link.totals.failed_connects).add(1);
             tracing::debug!(%target, %error, "relay target unreachable");
             return;
         }
@@ -354,9 +467,11 @@ async fn relay_connection(
     };
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up = pump(client_read, server_write, &profile.upstream, not_before, rng.u64(..), &counters.upstream_bytes);
+    let up_tally = Tally(&counters.upstream_bytes, &link.totals.upstream_bytes);
+    let down_tally = Tally(&counters.downstream_bytes, &link.totals.downstream_bytes);
+    let up = pump(client_read, server_write, &profile.upstream, &link.upstream, not_before, rng.u64(..), up_tally);
     let down =
-        pump(server_read, client_write, &profile.downstream, accepted_at, rng.u64(..), &counters.downstream_bytes);
+        pump(server_read, client_write, &profile.downstream, &link.downstream, accepted_at, rng.u64(..), down_tally);
     // The first error ends both directions: dropping the halves closes both sockets.
     if let Err(error) = tokio::try_join!(up, down) {
         tracing::trace!(%error, "relayed connection ended with an error");
@@ -368,29 +483,22 @@ async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     profile: &DirectionProfile,
+    shared: &DirectionShared,
     not_before: Instant,
     seed: u64,
-    delivered: &AtomicU64,
+    delivered: Tally<'_>,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<(Instant, Option<Bytes>)>(QUEUE_CHUNKS);
     let reader = async move {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut bucket = profile.bandwidth_bytes_per_second.map(|rate| TokenBucket::new(rate, profile.burst_bytes));
-        let mut stalls = profile.stalls.map(|s| StallClock::new(s, Instant::now(), &mut rng));
         let chunk_bytes = profile.chunk_bytes();
         let mut last_due = not_before;
         loop {
             let mut buf = BytesMut::with_capacity(chunk_bytes);
             let n = from.read_buf(&mut buf).await?;
             if n > 0 {
-                if let Some(bucket) = bucket.as_mut() {
-                    bucket.take(n).await;
-                }
-                if let Some(clock) = stalls.as_mut()
-                    && let Some(until) = clock.stalled_until(Instant::now(), &mut rng)
-                {
-                    tokio::time::sleep_until(until).await;
-                }
+                // Bandwidth and stalls hold the reader (and so the sender's TCP window).
+                tokio::time::sleep_until(shared.release_at(n)).await;
             }
             let sent_at = Instant::now().max(not_before);
             let due = (sent_at + jittered(profile, &mut rng)).max(last_due);
@@ -408,7 +516,7 @@ async fn pump(
             match chunk {
                 Some(bytes) => {
                     to.write_all(&bytes).await?;
-                    delivered.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    delivered.add(bytes.len() as u64);
                 }
                 None => {
                     // Half-close: the peer may still be sending the other way. A peer that
@@ -431,36 +539,32 @@ fn jittered(profile: &DirectionProfile, rng: &mut fastrand::Rng) -> Duration {
     Duration::from_secs_f64((profile.latency.as_secs_f64() + offset).max(0.0))
 }
 
-/// A token bucket that may go into debt: a chunk larger than the tokens at hand leaves at
-/// once and the next one waits until the debt is paid, so the long-run rate is exact
-/// whatever the chunk sizes.
-struct TokenBucket {
+/// The link's bandwidth as a shared token bucket in GCRA form: each chunk reserves its
+/// transmission time on one virtual clock (`tat`), so connections sharing the link share
+/// the rate, first come first served, and a chunk larger than the burst simply pushes the
+/// next ones back: the long-run rate is exact whatever the chunk sizes.
+#[derive(Debug)]
+struct Pacer {
     rate: f64,
-    burst: f64,
-    tokens: f64,
-    refilled_at: Instant,
+    burst: Duration,
+    tat: Instant,
 }
 
-impl TokenBucket {
-    fn new(rate: f64, burst: u64) -> TokenBucket {
-        TokenBucket { rate, burst: burst as f64, tokens: burst as f64, refilled_at: Instant::now() }
+impl Pacer {
+    fn new(rate: f64, burst_bytes: u64) -> Pacer {
+        Pacer { rate, burst: Duration::from_secs_f64(burst_bytes as f64 / rate), tat: Instant::now() }
     }
 
-    async fn take(&mut self, bytes: usize) {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled_at).as_secs_f64() * self.rate).min(self.burst);
-        self.refilled_at = now;
-        self.tokens -= bytes as f64;
-        if self.tokens < 0.0 {
-            let wait = Duration::from_secs_f64(-self.tokens / self.rate);
-            tokio::time::sleep(wait).await;
-            self.tokens = 0.0;
-            self.refilled_at = Instant::now();
-        }
+    /// Reserves `bytes` read at `now`; returns when they may leave.
+    fn reserve(&mut self, bytes: usize, now: Instant) -> Instant {
+        let start = self.tat.max(now);
+        self.tat = start + Duration::from_secs_f64(bytes as f64 / self.rate);
+        self.tat.checked_sub(self.burst).map_or(now, |t| t.max(now))
     }
 }
 
 /// When the direction is down: windows `[start, start + duration)` with exponential gaps.
+#[derive(Debug)]
 struct StallClock {
     stalls: Stalls,
     next_start: Instant,

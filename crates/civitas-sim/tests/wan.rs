@@ -223,3 +223,28 @@ fn direction_profile_helper_only_delays() {
     assert_eq!(d.bandwidth_bytes_per_second, None);
     assert!(d.stalls.is_none());
 }
+
+#[tokio::test]
+async fn relays_on_one_link_share_its_bandwidth_and_totals() {
+    // Two 100 KiB bodies through two relays of one 100 KiB/s link: ≥ (200 - 16) / 100 s together.
+    let (a, b) = (http_server(100 * 1024).await, http_server(100 * 1024).await);
+    let mut profile = LinkProfile::symmetric_latency(Duration::ZERO);
+    profile.downstream.bandwidth_bytes_per_second = Some(100.0 * 1024.0);
+    profile.downstream.burst_bytes = 16 * 1024;
+    let link = civitas_sim::WanLink::new(profile).unwrap();
+    let ra = link.relay(ANY.parse().unwrap(), a).await.unwrap();
+    let rb = link.relay(ANY.parse().unwrap(), b).await.unwrap();
+    let started = Instant::now();
+    let (x, y) = tokio::join!(
+        client().get(format!("http://{}/", ra.local_addr())).send(),
+        client().get(format!("http://{}/", rb.local_addr())).send()
+    );
+    let (x, y) = (x.unwrap().bytes().await.unwrap(), y.unwrap().bytes().await.unwrap());
+    let elapsed = started.elapsed();
+    assert_eq!(x.len() + y.len(), 200 * 1024);
+    assert!(elapsed >= Duration::from_millis(1500), "the link carried 200 KiB in {elapsed:?}");
+    let total = wait_for(&ra, "relay a's count", |s| s.downstream_bytes > 100 * 1024).await.downstream_bytes
+        + wait_for(&rb, "relay b's count", |s| s.downstream_bytes > 100 * 1024).await.downstream_bytes;
+    assert_eq!(link.stats().downstream_bytes, total);
+    assert_eq!(link.stats().connections, 2);
+}
