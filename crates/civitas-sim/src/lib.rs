@@ -28,11 +28,13 @@ pub mod chart;
 pub mod clients;
 mod error;
 pub mod scale;
+pub mod scenario;
 pub mod urbem;
 pub mod wan;
 
 pub use clients::{ClientPlan, ClientRun, Phase, RequestType, RequestTypeReport, Sample, Summary};
 pub use error::{Result, SimError};
 pub use scale::Scale;
+pub use scenario::{Scenario, ServiceEndpoints};
 pub use urbem::{DataService, SERVICES, ServiceConfig, ServiceSpec, ServiceWork};
 pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Stalls, WanLink};
