@@ -37,4 +37,4 @@ pub use error::{Result, SimError};
 pub use scale::Scale;
 pub use scenario::{Scenario, ServiceEndpoints};
 pub use urbem::{DataService, SERVICES, ServiceConfig, ServiceSpec, ServiceWork};
-pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Stalls, WanLink};
+pub use wan::{DirectionProfile, LinkProfile, Relay, RelayStats, Side, Stalls, WanLink};

@@ -230,6 +230,15 @@ impl RelayStats {
     }
 }
 
+/// Which end of a [`WanLink`] a relay's clients are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Side {
+    /// The link's `from` end: its upstream figures apply to bytes leaving A.
+    A,
+    /// The link's `to` end.
+    B,
+}
+
 /// One emulated link: the state every relay on it shares. A link between two sites carries
 /// many connections (clients to ten services, node to node); they share its bandwidth, its
 /// stalls and its byte totals, as they would share a real path.
@@ -305,19 +314,28 @@ impl WanLink {
         &self.shared.profile
     }
 
-    /// Starts a relay on this link: binds `listen` (port 0 for any free port) and relays
-    /// every connection to `target`. Upstream is towards `target`.
+    /// Starts a relay for clients on side A of this link: binds `listen` (port 0 for any
+    /// free port) and relays every connection to `target` on side B. The relay's upstream
+    /// is the profile's upstream (A → B).
     pub async fn relay(&self, listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
+        self.relay_from(Side::A, listen, target).await
+    }
+
+    /// Starts a relay for clients on `side`, towards a target on the other side. Relays of
+    /// both orientations share the link's state per physical direction: bytes from B to A
+    /// use the profile's downstream figures and bucket whichever side opened the connection.
+    pub async fn relay_from(&self, side: Side, listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
         let listener = TcpListener::bind(listen).await.map_err(|source| SimError::Bind { addr: listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr: listen, source })?;
         let counters = Arc::new(Counters::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, target, self.shared.clone(), counters.clone(), stop_rx));
+        let task = tokio::spawn(accept_loop(listener, target, side, self.shared.clone(), counters.clone(), stop_rx));
         tracing::debug!(%local_addr, %target, "relay started");
         Ok(Relay { local_addr, target, counters, link: self.clone(), stop, task: Some(task) })
     }
 
-    /// What all relays of this link carried so far (relays already stopped included).
+    /// What all relays of this link carried so far (relays already stopped included);
+    /// `upstream_bytes` went from A to B, `downstream_bytes` from B to A.
     pub fn stats(&self) -> RelayStats {
         self.shared.totals.snapshot()
     }
@@ -405,6 +423,7 @@ impl Drop for Relay {
 async fn accept_loop(
     listener: TcpListener,
     target: SocketAddr,
+    side: Side,
     link: Arc<LinkShared>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
@@ -419,7 +438,7 @@ async fn accept_loop(
                     link.totals.connections.fetch_add(1, Ordering::Relaxed);
                     let n = link.connection_seq.fetch_add(1, Ordering::Relaxed);
                     let seed = link.profile.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    connections.spawn(relay_connection(client, target, link.clone(), counters.clone(), seed));
+                    connections.spawn(relay_connection(client, target, side, link.clone(), counters.clone(), seed));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -437,6 +456,7 @@ async fn accept_loop(
 async fn relay_connection(
     client: TcpStream,
     target: SocketAddr,
+    side: Side,
     link: Arc<LinkShared>,
     counters: Arc<Counters>,
     seed: u64,
@@ -467,11 +487,17 @@ async fn relay_connection(
     };
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up_tally = Tally(&counters.upstream_bytes, &link.totals.upstream_bytes);
-    let down_tally = Tally(&counters.downstream_bytes, &link.totals.downstream_bytes);
-    let up = pump(client_read, server_write, &profile.upstream, &link.upstream, not_before, rng.u64(..), up_tally);
-    let down =
-        pump(server_read, client_write, &profile.downstream, &link.downstream, accepted_at, rng.u64(..), down_tally);
+    // Physical directions of the link: A → B carries the profile's upstream.
+    let (a_to_b, b_to_a) = ((&profile.upstream, &link.upstream), (&profile.downstream, &link.downstream));
+    let (a_to_b_total, b_to_a_total) = (&link.totals.upstream_bytes, &link.totals.downstream_bytes);
+    let ((up_profile, up_shared), (down_profile, down_shared), up_total, down_total) = match side {
+        Side::A => (a_to_b, b_to_a, a_to_b_total, b_to_a_total),
+        Side::B => (b_to_a, a_to_b, b_to_a_total, a_to_b_total),
+    };
+    let up_tally = Tally(&counters.upstream_bytes, up_total);
+    let down_tally = Tally(&counters.downstream_bytes, down_total);
+    let up = pump(client_read, server_write, up_profile, up_shared, not_before, rng.u64(..), up_tally);
+    let down = pump(server_read, client_write, down_profile, down_shared, accepted_at, rng.u64(..), down_tally);
     // The first error ends both directions: dropping the halves closes both sockets.
     if let Err(error) = tokio::try_join!(up, down) {
         tracing::trace!(%error, "relayed connection ended with an error");

@@ -248,3 +248,21 @@ async fn relays_on_one_link_share_its_bandwidth_and_totals() {
     assert_eq!(link.stats().downstream_bytes, total);
     assert_eq!(link.stats().connections, 2);
 }
+
+#[tokio::test]
+async fn a_relay_from_side_b_uses_the_a_to_b_figures_for_what_it_receives() {
+    // Only A → B is capped; a client on B downloading from A receives A → B bytes.
+    let target = http_server(150 * 1024).await;
+    let mut profile = LinkProfile::symmetric_latency(Duration::ZERO);
+    profile.upstream.bandwidth_bytes_per_second = Some(100.0 * 1024.0);
+    profile.upstream.burst_bytes = 16 * 1024;
+    let link = civitas_sim::WanLink::new(profile).unwrap();
+    let relay = link.relay_from(civitas_sim::Side::B, ANY.parse().unwrap(), target).await.unwrap();
+    let started = Instant::now();
+    let body = client().get(format!("http://{}/", relay.local_addr())).send().await.unwrap().bytes().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(body.len(), 150 * 1024);
+    assert!(elapsed >= Duration::from_millis(1000), "150 KiB took only {elapsed:?}");
+    wait_for(&relay, "the count", |s| s.downstream_bytes > 150 * 1024).await;
+    assert!(link.stats().upstream_bytes > 150 * 1024, "counted as A → B: {:?}", link.stats());
+}
