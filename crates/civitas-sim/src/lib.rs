@@ -26,6 +26,7 @@
 
 pub mod chart;
 pub mod clients;
+pub mod deployment;
 mod error;
 pub mod scale;
 pub mod scenario;
@@ -33,6 +34,7 @@ pub mod urbem;
 pub mod wan;
 
 pub use clients::{ClientPlan, ClientRun, Phase, RequestType, RequestTypeReport, Sample, Summary};
+pub use deployment::{DeployedRelay, Deployment};
 pub use error::{Result, SimError};
 pub use scale::Scale;
 pub use scenario::{Scenario, ServiceEndpoints};
