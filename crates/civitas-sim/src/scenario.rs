@@ -138,7 +138,7 @@ pub struct RequestSpec {
 }
 
 impl RequestSpec {
-    /// Path and query at `scale`, e.g. `/buildings?district=5` or `/blocks?limit=52`.
+    /// Path and query at `scale`, e.g. `/buildings?district=5` or `/blocks?limit=69`.
     pub fn path_and_query(&self, scale: &Scale) -> String {
         let mut query = Vec::new();
         if let Some(d) = self.district {
@@ -152,8 +152,8 @@ impl RequestSpec {
 }
 
 /// The paper's request mix: one district of buildings (≈ 8.2 MB), the blocks of the inner
-/// districts (≈ 2.5 MB), one district of networks (≈ 4.1 MB), a quarter of the vehicles
-/// (≈ 250 KB, changing every 5 s).
+/// third of the city (≈ 3.3 MB), one district of networks (≈ 4.1 MB), a quarter of the
+/// vehicles (≈ 250 KB, changing every 5 s).
 pub fn paper_request_mix() -> Vec<RequestSpec> {
     vec![
         RequestSpec {
@@ -170,7 +170,7 @@ pub fn paper_request_mix() -> Vec<RequestSpec> {
             service: "buildings",
             path: "/blocks",
             district: None,
-            paper_limit: Some(2_084),
+            paper_limit: Some(2_778),
             paper_think_time: Duration::from_secs(5),
             migrates: true,
         },
@@ -640,7 +640,7 @@ mod tests {
         assert_eq!(p.proxy.as_deref(), Some("http://127.0.0.11:7070"));
         let melbourne_buildings = &e[&("melbourne".to_owned(), "buildings".to_owned())];
         assert_eq!(p.request_types[0].url, format!("{melbourne_buildings}/buildings?district=5"));
-        assert_eq!(p.request_types[1].url, format!("{melbourne_buildings}/blocks?limit=52"));
+        assert_eq!(p.request_types[1].url, format!("{melbourne_buildings}/blocks?limit=69"));
         assert_eq!(p.request_types[0].think_time, Duration::from_secs(2));
         let names: Vec<_> = s.request_mix.iter().filter(|m| m.migrates).map(|m| m.name).collect();
         assert_eq!(names, ["buildings", "blocks", "networks"]);
