@@ -11,6 +11,8 @@
 //! - [`chart`]: an SVG chart like the paper's Fig. 6.
 //! - [`scenario`]: descriptions of scenario one (Vienna ↔ Melbourne) and two (Berkeley,
 //!   Vienna, Hong Kong) and the catalog documents a runner applies to the nodes.
+//! - [`deployment`]: starts a scenario's services, links and relays; endpoints and bytes
+//!   sent per city.
 //! - [`scale`]: the documented factors that shrink a scenario to minutes.
 //!
 //! What it is not: it does not start Civitas nodes, activate the SDD or migrate anything —
