@@ -524,7 +524,7 @@ impl ServiceConfig {
     }
 }
 
-/// A running data service. Dropping it stops it; [`DataService::shutdown`] also waits.
+/// A running data service. Dropping it starts a graceful stop; [`DataService::shutdown`] also waits for it.
 #[derive(Debug)]
 pub struct DataService {
     spec: &'static ServiceSpec,
@@ -637,9 +637,9 @@ impl DataService {
 
 impl Drop for DataService {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        // Graceful: the listener closes now and open connections end after their current
+        // response (aborting the server task would leave its connection tasks running).
+        let _ = self.stop.send(true);
     }
 }
 
