@@ -57,3 +57,14 @@ async fn scenario_one_baseline_crosses_the_link_and_shapes_response_times() {
     assert!(from_vienna < from_melbourne / 10, "requests are small: {from_vienna} vs {from_melbourne}");
     deployment.shutdown().await;
 }
+
+#[test]
+fn scenario_triggers_parse_as_the_sdd_api_parses_them() {
+    for scale in [Scale::DEFAULT, Scale::FULL, Scale::new(20.0, 200.0).unwrap()] {
+        for name in ["one", "two"] {
+            let scenario = Scenario::named(name, scale).unwrap();
+            let parsed = civitas_placement::parse_trigger(&scenario.trigger);
+            assert!(parsed.is_ok(), "{}: {parsed:?}", scenario.trigger);
+        }
+    }
+}
