@@ -6,11 +6,14 @@
 //! cargo run -p civitas-sim --example baseline -- one 30        # scenario, seconds, default scale
 //! cargo run -p civitas-sim --example baseline -- two 30 5 40   # … time and size factors
 //! ```
+//!
+//! With `CIVITAS_SIM_OUT=DIR` it also writes `DIR/samples.csv` and `DIR/chart.svg`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use civitas_sim::clients::{RequestTypeReport, format_table};
+use civitas_sim::chart::{ChartOptions, write_svg};
+use civitas_sim::clients::{RequestTypeReport, format_table, write_csv};
 use civitas_sim::{ClientRun, Deployment, Scale, Scenario};
 
 #[tokio::main]
@@ -33,6 +36,19 @@ async fn main() -> anyhow::Result<()> {
     print!("{}", format_table(&rows));
     for city in &scenario.cities {
         println!("bytes sent from {}: {}", city.name, deployment.bytes_sent_from(&city.name));
+    }
+    if let Some(dir) = std::env::var_os("CIVITAS_SIM_OUT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        write_csv(&dir.join("samples.csv"), &samples)?;
+        let names: Vec<&str> = scenario.request_mix.iter().map(|m| m.name).collect();
+        write_svg(
+            &dir.join("chart.svg"),
+            &samples,
+            &names,
+            &ChartOptions::titled(format!("{} — baseline", scenario.title)),
+        )?;
+        println!("wrote {}/samples.csv and chart.svg", dir.display());
     }
     deployment.shutdown().await;
     Ok(())

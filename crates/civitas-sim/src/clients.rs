@@ -366,11 +366,14 @@ pub fn format_table(rows: &[RequestTypeReport]) -> String {
     out
 }
 
-/// Writes every sample as CSV: `time_s,city,client,type,phase,seconds,status,bytes,error`
-/// (`status` empty when no response came; `error` empty on success).
+/// Writes every sample as CSV, ordered by start time:
+/// `time_s,city,client,type,phase,seconds,status,bytes,error` (`status` empty when no
+/// response came; `error` empty on success).
 pub fn write_csv(path: &Path, samples: &[Sample]) -> Result<()> {
+    let mut ordered: Vec<&Sample> = samples.iter().collect();
+    ordered.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let mut out = String::from("time_s,city,client,type,phase,seconds,status,bytes,error\n");
-    for s in samples {
+    for s in ordered {
         let _ = writeln!(
             out,
             "{:.3},{},{},{},{},{:.6},{},{},{}",

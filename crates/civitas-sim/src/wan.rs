@@ -172,6 +172,17 @@ impl LinkProfile {
         }
     }
 
+    /// What moving `bytes` from B to A (a response, a replica copy) should take on this
+    /// link: `bytes / downstream bandwidth + round_trips × (upstream + downstream latency)`,
+    /// plus the handshake's round trip when emulated. Stalls and jitter are not included.
+    /// The yardstick for "migration time within 1.5× of bytes / bandwidth plus round trips".
+    pub fn transfer_estimate(&self, bytes: u64, round_trips: u32) -> Duration {
+        let rtt = self.upstream.latency + self.downstream.latency;
+        let transfer = self.downstream.bandwidth_bytes_per_second.map_or(0.0, |b| bytes as f64 / b);
+        let handshake = if self.emulate_handshake { rtt } else { Duration::ZERO };
+        Duration::from_secs_f64(transfer) + rtt * round_trips + handshake
+    }
+
     /// Checks that the profile can run: positive bandwidths with a burst, a probability in [0, 1].
     pub fn validate(&self) -> Result<()> {
         self.upstream.validate("upstream")?;
@@ -647,6 +658,17 @@ mod tests {
         assert_eq!(scaled.upstream.latency, Duration::from_millis(30));
         assert_eq!(scaled.downstream.bandwidth_bytes_per_second, Some(12_500_000.0 * 5.0 / 40.0));
         assert_eq!(scaled.seed, full.seed, "the seed comes from the link's name");
+    }
+
+    #[test]
+    fn transfer_estimate_is_bytes_over_bandwidth_plus_round_trips() {
+        let p = LinkProfile::from_site_link(&link(), &Scale::FULL);
+        // 12.5 MB at 12.5 MB/s, 2 round trips of 300 ms and the handshake's.
+        assert_eq!(p.transfer_estimate(12_500_000, 2), Duration::from_millis(1900));
+        assert_eq!(
+            LinkProfile::symmetric_latency(Duration::from_millis(10)).transfer_estimate(1 << 30, 1),
+            Duration::from_millis(20)
+        );
     }
 
     #[test]
