@@ -67,7 +67,9 @@ async fn the_handshake_costs_one_more_round_trip_on_a_new_connection() {
     client.get(&url).send().await.unwrap().bytes().await.unwrap();
     let second = started.elapsed();
     assert!(first >= Duration::from_millis(400), "new connection: {first:?}");
-    assert!(second >= Duration::from_millis(200) && second < Duration::from_millis(400), "kept alive: {second:?}");
+    // The kept-alive request pays one round trip, not two; only a lower bound is checked,
+    // the reuse itself is checked on the connection count (no timing upper bound on a busy CI).
+    assert!(second >= Duration::from_millis(200), "kept alive: {second:?}");
     assert_eq!(relay.stats().connections, 1, "the second request reused the connection");
 }
 
