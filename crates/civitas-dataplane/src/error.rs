@@ -14,6 +14,7 @@ use http::StatusCode;
 pub struct ProxyError {
     kind: ErrorKind,
     detail: String,
+    challenge: Option<http::HeaderValue>,
 }
 
 /// The kinds of [`ProxyError`]; each has one status, slug and title.
@@ -25,6 +26,12 @@ pub(crate) enum ErrorKind {
     NotAnOpenProxy,
     /// 404: unknown unit or view, or a known host with no view at that path.
     NotFound,
+    /// 401: the read guard wants (other) credentials.
+    Unauthorized,
+    /// 403: the read guard refuses this caller the view.
+    Forbidden,
+    /// 503: the read guard could not decide (an identity provider is down).
+    GuardUnavailable,
     /// 405: CONNECT (no HTTPS tunnelling).
     MethodNotAllowed,
     /// 502: the upstream could not be connected to.
@@ -43,6 +50,9 @@ impl ErrorKind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::NotAnOpenProxy => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::GuardUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::UpstreamUnreachable | ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,6 +65,9 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::NotAnOpenProxy => "not-an-open-proxy",
             ErrorKind::NotFound => "not-found",
+            ErrorKind::Unauthorized => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::GuardUnavailable => "identity-provider-unavailable",
             ErrorKind::MethodNotAllowed => "method-not-allowed",
             ErrorKind::UpstreamUnreachable => "upstream-unreachable",
             ErrorKind::BadGateway => "bad-gateway",
@@ -68,6 +81,9 @@ impl ErrorKind {
             ErrorKind::BadRequest => "Bad request",
             ErrorKind::NotAnOpenProxy => "Not an open proxy",
             ErrorKind::NotFound => "Not found",
+            ErrorKind::Unauthorized => "Not authenticated",
+            ErrorKind::Forbidden => "Forbidden",
+            ErrorKind::GuardUnavailable => "Identity provider unavailable",
             ErrorKind::MethodNotAllowed => "Method not allowed",
             ErrorKind::UpstreamUnreachable => "Upstream unreachable",
             ErrorKind::BadGateway => "Bad gateway",
@@ -79,7 +95,12 @@ impl ErrorKind {
 
 impl ProxyError {
     pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> ProxyError {
-        ProxyError { kind, detail: detail.into() }
+        ProxyError { kind, detail: detail.into(), challenge: None }
+    }
+
+    /// The `WWW-Authenticate` value to answer a 401 with.
+    pub fn challenge(&self) -> Option<&http::HeaderValue> {
+        self.challenge.as_ref()
     }
 
     /// The HTTP status to answer with.
@@ -101,6 +122,10 @@ impl ProxyError {
     /// What happened, naming the unit, view, instance and endpoint involved (same as `Display`).
     pub fn detail(&self) -> &str {
         &self.detail
+    }
+
+    pub(crate) fn set_challenge(&mut self, challenge: Option<http::HeaderValue>) {
+        self.challenge = challenge;
     }
 
     pub(crate) fn kind(&self) -> ErrorKind {

@@ -332,7 +332,14 @@ type RemoteClient = Client<HttpConnector, Empty<Bytes>>;
 ///
 /// The table's revision is the highest revision seen on the watch (0 until the first
 /// change or heartbeat).
-pub async fn follow_remote(base_url: String, routes: impl Into<RouteSink>, mut shutdown: watch::Receiver<bool>) {
+/// `authorization` (e.g. `Bearer …`) is sent with every request, for nodes that run with
+/// security on.
+pub async fn follow_remote(
+    base_url: String,
+    authorization: Option<http::HeaderValue>,
+    routes: impl Into<RouteSink>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let routes = routes.into();
     let base = base_url.trim_end_matches('/').to_string();
     let mut http = HttpConnector::new();
@@ -343,7 +350,7 @@ pub async fn follow_remote(base_url: String, routes: impl Into<RouteSink>, mut s
     loop {
         let result = tokio::select! {
             () = stopped(&mut shutdown) => return,
-            r = follow_remote_once(&client, &base, &routes, &mut backoff) => r,
+            r = follow_remote_once(&client, &base, authorization.as_ref(), &routes, &mut backoff) => r,
         };
         let delay = backoff.next();
         match result {
@@ -358,9 +365,17 @@ pub async fn follow_remote(base_url: String, routes: impl Into<RouteSink>, mut s
     }
 }
 
-async fn get(client: &RemoteClient, url: &str) -> Result<hyper::body::Incoming, String> {
+async fn get(
+    client: &RemoteClient,
+    url: &str,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<hyper::body::Incoming, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(REMOTE_REQUEST_TIMEOUT, client.get(uri))
+    let mut request = http::Request::get(uri).body(Empty::<Bytes>::new()).map_err(|e| format!("{url}: {e}"))?;
+    if let Some(a) = authorization {
+        request.headers_mut().insert(http::header::AUTHORIZATION, a.clone());
+    }
+    let resp = tokio::time::timeout(REMOTE_REQUEST_TIMEOUT, client.request(request))
         .await
         .map_err(|_| format!("{url}: no answer within {} s", REMOTE_REQUEST_TIMEOUT.as_secs()))?
         .map_err(|e| format!("{url}: {}", chain(&e)))?;
@@ -391,10 +406,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn follow_remote_once(
     client: &RemoteClient,
     base: &str,
+    authorization: Option<&http::HeaderValue>,
     routes: &RouteSink,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
-    let watch_body = get(client, &format!("{base}/api/v1/watch")).await?;
+    let watch_body = get(client, &format!("{base}/api/v1/watch"), authorization).await?;
     let mut docs = Documents::new();
     for kind in KINDS {
         let mut after: Option<String> = None;
@@ -404,7 +420,7 @@ async fn follow_remote_once(
                 url.push_str("&after=");
                 url.push_str(&encode_query_value(a));
             }
-            let body = get(client, &url).await?;
+            let body = get(client, &url, authorization).await?;
             let bytes = tokio::time::timeout(REMOTE_REQUEST_TIMEOUT, body.collect())
                 .await
                 .map_err(|_| format!("{url}: body not received within {} s", REMOTE_REQUEST_TIMEOUT.as_secs()))?

@@ -47,7 +47,9 @@ pub use error::ProxyError;
 pub use follow::{Documents, MergedDocuments, RouteMerger, RouteSink, follow_catalog, follow_remote};
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
-pub use proxy::{CLIENT_SITE_HEADER, DataPlane, INSTANCE_HEADER, ROUTE_HEADER, has_dot_segment, variant};
+pub use proxy::{
+    CLIENT_SITE_HEADER, DataPlane, GuardRefusal, INSTANCE_HEADER, ROUTE_HEADER, ReadGuard, has_dot_segment, variant,
+};
 pub use routes::{RouteHandle, RouteTable};
 
 /// The error type of proxied bodies.

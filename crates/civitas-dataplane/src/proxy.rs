@@ -62,6 +62,58 @@ pub struct DataPlane {
     shared: Arc<Shared>,
 }
 
+/// Decides whether a request may read a view: the security manager's seam in the data
+/// plane (the node implements it; without one every read is allowed). Called once per
+/// request, before an instance is chosen; implementations cache their decisions.
+pub trait ReadGuard: Send + Sync + 'static {
+    /// `Ok` to proceed, or why not.
+    fn check<'a>(
+        &'a self,
+        headers: &'a http::HeaderMap,
+        unit: &'a Urn,
+        view: &'a Urn,
+    ) -> futures::future::BoxFuture<'a, Result<(), GuardRefusal>>;
+}
+
+/// Why a [`ReadGuard`] refused a request.
+#[derive(Debug, Clone)]
+pub enum GuardRefusal {
+    /// 401: credentials missing or refused; the `WWW-Authenticate` value to send.
+    Unauthenticated {
+        /// What was wrong.
+        detail: String,
+        /// The challenge.
+        challenge: Option<HeaderValue>,
+    },
+    /// 403: the caller may not read the view.
+    Forbidden {
+        /// The deciding rule and reason.
+        detail: String,
+    },
+    /// 400 or 503: malformed credentials, or the identity provider is unreachable.
+    Other {
+        /// 400 or 503.
+        unavailable: bool,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl GuardRefusal {
+    fn into_error(self) -> ProxyError {
+        match self {
+            GuardRefusal::Unauthenticated { detail, challenge } => {
+                let mut e = ProxyError::new(ErrorKind::Unauthorized, detail);
+                e.set_challenge(challenge);
+                e
+            }
+            GuardRefusal::Forbidden { detail } => ProxyError::new(ErrorKind::Forbidden, detail),
+            GuardRefusal::Other { unavailable: true, detail } => ProxyError::new(ErrorKind::GuardUnavailable, detail),
+            GuardRefusal::Other { unavailable: false, detail } => ProxyError::new(ErrorKind::BadRequest, detail),
+        }
+    }
+}
+
 /// State shared by every request of one data plane.
 pub(crate) struct Shared {
     config: DataPlaneConfig,
@@ -72,6 +124,8 @@ pub(crate) struct Shared {
     client: Client<Connector, ProxyBody>,
     /// `Via` values for HTTP/1.0, 1.1 and 2.
     via: [HeaderValue; 3],
+    /// Who may read what; `None`: everyone.
+    guard: Option<Arc<dyn ReadGuard>>,
 }
 
 /// Where a request goes: the view and what of the client's path remains.
@@ -111,7 +165,16 @@ impl DataPlane {
         let via = [via_value("1.0"), via_value("1.1"), via_value("2")];
         let policies = config.view_policies.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let metrics = PlaneMetrics::new(config.max_metric_views);
-        DataPlane { shared: Arc::new(Shared { config, policies, routes, observations, metrics, client, via }) }
+        DataPlane {
+            shared: Arc::new(Shared { config, policies, routes, observations, metrics, client, via, guard: None }),
+        }
+    }
+
+    /// The same data plane with a [`ReadGuard`] deciding every read (call before serving).
+    pub fn with_guard(self, guard: Arc<dyn ReadGuard>) -> DataPlane {
+        let shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| panic!("with_guard is called before the data plane is shared"));
+        DataPlane { shared: Arc::new(Shared { guard: Some(guard), ..shared }) }
     }
 
     /// Whether a request is for the data plane: absolute-form requests (forward proxy,
@@ -205,6 +268,11 @@ impl DataPlane {
         let mut obs = observation(time, &view.unit, &view.name, client_site, client.ip());
         obs.variant = variant(rest, parts.uri.query());
 
+        if let Some(guard) = &shared.guard
+            && let Err(refusal) = guard.check(&parts.headers, &view.unit, &view.name).await
+        {
+            return Err(self.fail(obs, &view_metrics, arrival, None, refusal.into_error()));
+        }
         if has_dot_segment(rest) {
             let e = ProxyError::new(
                 ErrorKind::BadRequest,

@@ -27,6 +27,8 @@ use civitas_placement::AnalyzerManager;
 use crate::config::Config;
 use crate::metrics::{Metrics, track};
 use crate::problem::Problem;
+use crate::security_api::{Caller, may_see};
+use axum::Extension;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -52,6 +54,8 @@ pub struct AppState {
     /// The migration manager, the replicas held here and their update manager; `None`
     /// in nodes built without them (tests of other parts).
     pub relocation: Option<crate::relocation::Relocation>,
+    /// The Security Manager; `None` when `[security] enabled` is false.
+    pub security: Option<Arc<civitas_security::Security>>,
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -73,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{collection}/{name}/{sub}", get(sub_resource))
         .merge(crate::sdd_api::routes())
         .merge(crate::migrations_api::routes())
+        .merge(crate::security_api::routes())
         .merge(crate::ledger_api::router(
             Arc::clone(&state.ledger),
             Arc::clone(&state.node_key),
@@ -89,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             )
             .at(uri.path())
         })
+        .layer(middleware::from_fn_with_state(state.clone(), crate::security_api::authenticate))
         .layer(middleware::from_fn_with_state(metrics, track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // Bodies are read (and limited) by `read_json`, which answers 413 as a problem document.
@@ -220,21 +226,44 @@ async fn get_document(
     path_params: Result<Path<(String, String)>, PathRejection>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> ApiResult {
     let path = uri.path();
+    let caller = caller.map(|Extension(c)| c);
     let inner = async {
         let (kind, name) = document_path(path_params)?;
         let mut params = Params::parse(q.as_deref())?;
         let version = params.take("version");
         params.finish()?;
+        // A document the caller may not see is answered exactly like one that does not exist.
+        let hidden = || civitas_catalog::CatalogError::NotFound { kind, name: name.clone(), version: version.clone() };
         match s.catalog.get(kind, &name, version.as_deref()).await {
-            Ok(doc) => Ok(document_response(doc, &headers)),
+            Ok(doc) => {
+                if s.security.is_some() && !visible_stored(&s, caller.as_ref(), &doc).await {
+                    return Err(hidden().into());
+                }
+                Ok(document_response(doc, &headers))
+            }
             // Not held here: ask the peers, unless a peer is asking (never forwarded twice).
             Err(e @ civitas_catalog::CatalogError::NotFound { .. })
                 if !headers.contains_key(crate::federation::FEDERATED_HEADER) =>
             {
                 match s.federation.resolve(kind, &name, version.as_deref()).await {
-                    Some(found) => Ok(federated_response(found, &headers)),
+                    Some(found) => {
+                        if s.security.is_some() {
+                            let visible = match serde_json::from_slice::<Value>(&found.document)
+                                .ok()
+                                .and_then(|v| Document::decode_as(&v, kind).ok())
+                            {
+                                Some(d) => may_see(&s, caller.as_ref(), &d).await,
+                                None => false,
+                            };
+                            if !visible {
+                                return Err(hidden().into());
+                            }
+                        }
+                        Ok(federated_response(found, &headers))
+                    }
                     None => Err(e.into()),
                 }
             }
@@ -284,20 +313,33 @@ async fn sub_resource(
     uri: OriginalUri,
     path_params: Result<Path<(String, String, String)>, PathRejection>,
     RawQuery(q): RawQuery,
+    caller: Option<Extension<Caller>>,
 ) -> ApiResult {
     let path = uri.path();
+    let caller = caller.map(|Extension(c)| c);
     let inner = async {
         let Path((collection, name, sub)) = path_params.map_err(path_problem)?;
         let kind = collection_kind(&collection)?;
         let name = path_name(&name)?;
         Params::parse(q.as_deref())?.finish()?;
+        if s.security.is_some() {
+            let current = s.catalog.get(kind, &name, None).await?;
+            if !visible_stored(&s, caller.as_ref(), &current).await {
+                return Err(civitas_catalog::CatalogError::NotFound { kind, name, version: None }.into());
+            }
+        }
         match (kind, sub.as_str()) {
             (_, "versions") => {
                 let versions = s.catalog.versions(kind, &name).await?;
                 Ok(json_response(StatusCode::OK, &json!({"name": name.as_str(), "versions": versions})))
             }
             (Kind::DataUnit, "tree") => {
-                let tree = s.catalog.tree(&name).await?;
+                let tree = match (&s.security, &caller) {
+                    (Some(security), Some(Caller(p))) => {
+                        s.catalog.tree_with(&name, &security.policies.access_check(Arc::clone(p))).await?
+                    }
+                    _ => s.catalog.tree(&name).await?,
+                };
                 Ok(json_response(StatusCode::OK, &tree))
             }
             _ => Err(Problem::no_route(path)),
@@ -311,8 +353,10 @@ async fn list(
     uri: OriginalUri,
     path_params: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
+    caller: Option<Extension<Caller>>,
 ) -> ApiResult {
     let path = uri.path();
+    let caller = caller.map(|Extension(c)| c);
     let inner = async {
         let Path(collection) = path_params.map_err(path_problem)?;
         let kind = collection_kind(&collection)?;
@@ -320,13 +364,20 @@ async fn list(
         let (mut query, page) = search_params(&mut params)?;
         query.kind = Some(kind);
         params.finish()?;
-        Ok(page_response(&s.catalog.search(&query, &page).await?))
+        let page = s.catalog.search(&query, &page).await?;
+        Ok(page_response(&visible_page(&s, caller.as_ref(), page).await))
     };
     inner.await.map_err(|p: Problem| p.at(path))
 }
 
-async fn search(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQuery) -> ApiResult {
+async fn search(
+    State(s): State<AppState>,
+    uri: OriginalUri,
+    RawQuery(q): RawQuery,
+    caller: Option<Extension<Caller>>,
+) -> ApiResult {
     let path = uri.path();
+    let caller = caller.map(|Extension(c)| c);
     let inner = async {
         let mut params = Params::parse(q.as_deref())?;
         let (mut query, page) = search_params(&mut params)?;
@@ -338,7 +389,8 @@ async fn search(State(s): State<AppState>, uri: OriginalUri, RawQuery(q): RawQue
             );
         }
         params.finish()?;
-        Ok(page_response(&s.catalog.search(&query, &page).await?))
+        let page = s.catalog.search(&query, &page).await?;
+        Ok(page_response(&visible_page(&s, caller.as_ref(), page).await))
     };
     inner.await.map_err(|p: Problem| p.at(path))
 }
@@ -366,6 +418,30 @@ fn search_params(params: &mut Params) -> Result<(SearchQuery, Page), Problem> {
         },
     };
     Ok((query, Page { after: params.take("after"), limit }))
+}
+
+/// A page with only what the caller may see (all of it without security). The `next`
+/// cursor stays: the following page continues after the last document looked at.
+async fn visible_page(s: &AppState, caller: Option<&Caller>, mut page: SearchPage) -> SearchPage {
+    if s.security.is_none() {
+        return page;
+    }
+    let mut kept = Vec::with_capacity(page.items.len());
+    for item in std::mem::take(&mut page.items) {
+        if visible_stored(s, caller, &item).await {
+            kept.push(item);
+        }
+    }
+    page.items = kept;
+    page
+}
+
+/// Whether the caller may see a stored document (an unreadable one is hidden).
+async fn visible_stored(s: &AppState, caller: Option<&Caller>, doc: &StoredDocument) -> bool {
+    match doc.document() {
+        Ok(d) => may_see(s, caller, &d).await,
+        Err(_) => false,
+    }
 }
 
 /// `{"items": [...], "next": ...}`, splicing the stored canonical bytes in without re-encoding them.
@@ -491,7 +567,13 @@ pub async fn dispatch(router: Router, dataplane: DataPlane, client: SocketAddr, 
     if DataPlane::is_proxy_request(&req) {
         return match dataplane.handle(req, client).await {
             Ok(resp) => resp.map(Body::new),
-            Err(e) => Problem::new(e.status(), e.slug(), e.title(), e.to_string()).into_response(),
+            Err(e) => {
+                let mut resp = Problem::new(e.status(), e.slug(), e.title(), e.to_string()).into_response();
+                if let Some(challenge) = e.challenge() {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge.clone());
+                }
+                resp
+            }
         };
     }
     match tower::ServiceExt::oneshot(router, req).await {

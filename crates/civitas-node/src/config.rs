@@ -36,6 +36,8 @@ pub struct Config {
     pub migration: MigrationSettings,
     /// Replicas at this node: copying, serving and keeping them fresh.
     pub replicas: ReplicaSettings,
+    /// Who may see, read and move what (see `docs/security.md`). File only for its tables.
+    pub security: civitas_security::SecurityConfig,
 }
 
 /// `[migration]`: the migration manager's decisions and cost model (see `docs/migration.md`).
@@ -297,6 +299,11 @@ pub struct NodeConfig {
     /// The URL other nodes and proxies reach this node at (replica endpoints are
     /// registered under it). Empty: `http://` + `http.listen`. Default empty.
     pub url: String,
+    /// A bearer token this node sends to its peers (federated lookups, following their
+    /// catalogs, pulling replicas, registering them) when they run with `[security]
+    /// enabled`: a token the peer created (`civitas token create`) with a role in its
+    /// `security.admin_roles`. Empty: none. Default empty.
+    pub peer_token: String,
     /// Peer nodes asked, in order, for a unit or instance this node does not hold
     /// (federation, see `docs/api.md`). Default empty (nobody is asked). File only.
     pub peers: Vec<Peer>,
@@ -312,6 +319,7 @@ impl Default for NodeConfig {
         NodeConfig {
             site: String::new(),
             url: String::new(),
+            peer_token: String::new(),
             peers: Vec::new(),
             peer_cache_seconds: 30,
             peer_timeout_ms: 2_000,

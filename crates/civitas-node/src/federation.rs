@@ -103,9 +103,20 @@ pub struct Federation {
 
 impl Federation {
     /// A federation of `peers` (validated URLs without trailing `/`), each given `timeout`
-    /// per lookup; answers cached for `cache_ttl`.
-    pub fn new(peers: Vec<Peer>, timeout: Duration, cache_ttl: Duration) -> Result<Federation, reqwest::Error> {
+    /// per lookup; answers cached for `cache_ttl`; `token` (`node.peer_token`) is sent as a
+    /// bearer token to peers that run with security on.
+    pub fn new(
+        peers: Vec<Peer>,
+        timeout: Duration,
+        cache_ttl: Duration,
+        token: Option<&str>,
+    ) -> Result<Federation, reqwest::Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(v) = token.and_then(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout)
             .no_proxy()
@@ -238,10 +249,10 @@ mod tests {
     #[tokio::test]
     async fn no_peers_resolve_nothing_and_unreachable_peers_are_skipped() {
         let name = Urn::parse("urn:test:x").unwrap();
-        let f = Federation::new(Vec::new(), Duration::from_millis(200), Duration::from_secs(1)).unwrap();
+        let f = Federation::new(Vec::new(), Duration::from_millis(200), Duration::from_secs(1), None).unwrap();
         assert_eq!(f.resolve(Kind::DataUnit, &name, None).await, None);
         let peers = vec![Peer { name: "gone".into(), url: "http://127.0.0.1:1".into() }];
-        let f = Federation::new(peers, Duration::from_millis(200), Duration::from_secs(1)).unwrap();
+        let f = Federation::new(peers, Duration::from_millis(200), Duration::from_secs(1), None).unwrap();
         assert_eq!(f.resolve(Kind::DataUnit, &name, Some("1")).await, None);
         assert!(f.cache.lock().unwrap().entries.is_empty(), "a failed lookup is not cached as a miss");
     }

@@ -21,6 +21,7 @@ mod openapi;
 pub mod problem;
 pub mod relocation;
 pub mod sdd_api;
+pub mod security_api;
 pub mod witness_client;
 
 use std::net::SocketAddr;
@@ -141,6 +142,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         peers.clone(),
         Duration::from_millis(config.node.peer_timeout_ms.max(1)),
         Duration::from_secs(config.node.peer_cache_seconds.max(1)),
+        peer_token(&config),
     )
     .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
 
@@ -150,11 +152,16 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let merger = civitas_dataplane::RouteMerger::new(routes.clone(), 1 + peers.len());
     tokio::spawn(civitas_dataplane::follow_catalog(catalog.clone(), merger.sink(0), shutdown_rx.clone()));
     for (i, peer) in peers.iter().enumerate() {
-        tokio::spawn(civitas_dataplane::follow_remote(peer.url.clone(), merger.sink(i + 1), shutdown_rx.clone()));
+        let authorization = peer_token(&config).and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
+        tokio::spawn(civitas_dataplane::follow_remote(
+            peer.url.clone(),
+            authorization,
+            merger.sink(i + 1),
+            shutdown_rx.clone(),
+        ));
     }
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
     let dataplane = DataPlane::new(dataplane_config(&config)?, routes.clone(), observations);
-    dataplane.register_metrics(metrics.registry_mut());
 
     // Analyzer manager: observations in, migration candidates out on the bus.
     let (bus, candidates) = ChannelBus::new(config.sdd.candidate_queue);
@@ -163,10 +170,34 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let analyzer = AnalyzerManager::new(analyzer_config(&config), bus);
     tokio::spawn(analyzer.clone().run(observation_rx, shutdown_rx.clone()));
 
+    let LedgerParts { ledger, node_key, witness, cosigned } =
+        start_ledger(&config, metrics.cosign_failures.clone(), shutdown_rx.clone()).await?;
+
+    // Security: who may see, read and move what (off unless `[security] enabled`).
+    let security = start_security(&config, &node_key).await?;
+    if let Some(sec) = &security {
+        sec.metrics.register(metrics.registry_mut());
+    } else {
+        tracing::warn!("[security] enabled = false: every caller may see, read and change everything");
+    }
+    let guard: Arc<dyn relocation::planning::MigrationGuard> = match &security {
+        Some(sec) => Arc::new(relocation::planning::SecurityGuard(Arc::clone(&sec.policies))),
+        None => Arc::new(relocation::planning::ConstraintGuard),
+    };
+
+    let dataplane = match &security {
+        Some(sec) => {
+            dataplane.with_guard(Arc::new(security_api::DataPlaneGuard::new(Arc::clone(sec), Arc::clone(&merger))))
+        }
+        None => dataplane,
+    };
+    dataplane.register_metrics(metrics.registry_mut());
+
     // Migration manager and replicas: candidates in, replicas registered in the catalog.
     let relocation = relocation::Relocation::open(relocation::RelocationDeps {
         catalog: catalog.clone(),
-        merger,
+        merger: Arc::clone(&merger),
+        peer_token: peer_token(&config).map(str::to_string),
         peers,
         own_url: config.node.advertised_url(local).map_err(|e| NodeError::Config(e.to_string()))?,
         own_site: match config.node.site.as_str() {
@@ -176,15 +207,12 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         data_dir: config.storage.data_dir.clone(),
         migration: config.migration.clone(),
         replicas: config.replicas.clone(),
-        guard: Arc::new(relocation::planning::ConstraintGuard),
+        guard,
     })
     .await
     .map_err(NodeError::Relocation)?;
     relocation.register_metrics(metrics.registry_mut());
     tokio::spawn(relocation.clone().run(candidates, shutdown_rx.clone()));
-
-    let LedgerParts { ledger, node_key, witness, cosigned } =
-        start_ledger(&config, metrics.cosign_failures.clone(), shutdown_rx.clone()).await?;
 
     let state = api::AppState {
         catalog,
@@ -197,6 +225,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         shutdown: shutdown_rx.clone(),
         federation: Arc::new(federation),
         relocation: Some(relocation),
+        security,
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
@@ -225,6 +254,27 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `node.peer_token`, when set.
+fn peer_token(config: &Config) -> Option<&str> {
+    Some(config.node.peer_token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The Security Manager when `[security] enabled`, with the bootstrap admin token written
+/// at the first start.
+async fn start_security(
+    config: &Config,
+    node_key: &civitas_ledger::NodeKey,
+) -> Result<Option<Arc<civitas_security::Security>>, NodeError> {
+    if !config.security.enabled {
+        return Ok(None);
+    }
+    let security = civitas_security::Security::from_config(&config.security, &config.storage.data_dir, node_key)
+        .map_err(|e| NodeError::Config(format!("security: {e}")))?;
+    security_api::bootstrap_admin_token(&security, &config.storage.data_dir).await.map_err(NodeError::Config)?;
+    tracing::info!("security enabled: requests are authenticated and securityConstraints enforced");
+    Ok(Some(Arc::new(security)))
 }
 
 /// The ledger, the node key and the witness, opened from the data dir; when `[ledger]`

@@ -53,7 +53,7 @@ pub use error::SecurityError;
 pub use metrics::SecurityMetrics;
 pub use policy::{
     AccessRule, CallerAccess, Decision, DecisionKind, MigrationRule, Policy, PolicyEngine, SiteTarget, ViewSecurity,
-    governing_unit, validate_constraints,
+    governing_unit, migration_decision, validate_constraints,
 };
 pub use principal::{Principal, Source};
 

@@ -381,6 +381,11 @@ impl PolicyEngine {
         self
     }
 
+    /// The roles that may administer the node (`security.admin_roles`).
+    pub fn admin_roles(&self) -> &[String] {
+        &self.admin_roles
+    }
+
     /// Whether `p` may perform the administrative `action` (`token.create`,
     /// `token.revoke`, `token.list`…): principals holding one of the admin roles, and the
     /// node itself. Not cached (rare).
@@ -512,37 +517,9 @@ impl PolicyEngine {
         view: Option<&View>,
         site: &SiteTarget,
     ) -> Decision {
-        let resource = format!("{} -> {}", view.map_or(unit.header.name.as_str(), |v| v.name.as_str()), site.name);
-        let mut rules: Vec<(String, MigrationRule)> = Vec::new();
-        let mut collect = |owner: &str, constraints: &[SecurityConstraint]| {
-            for (i, r) in Policy::compile(constraints).migration {
-                rules.push((format!("{owner} securityConstraints[{i}] (migration)"), r));
-            }
-        };
-        collect(unit.header.name.as_str(), &unit.metainformation.security_constraints);
-        if let Some(v) = view {
-            collect(v.name.as_str(), &v.security_constraints);
-        }
         let system = Principal::node("civitas-node");
         let p = requester.unwrap_or(&system);
-        let mut decision = None;
-        for (rule, r) in &rules {
-            if let Some(reason) = migration_refusal(r, site) {
-                decision = Some(deny(DecisionKind::Migration, &resource, rule, &reason));
-                break;
-            }
-        }
-        let decision = decision.unwrap_or_else(|| Decision {
-            allowed: true,
-            kind: DecisionKind::Migration,
-            resource: resource.as_str().into(),
-            rule: if rules.is_empty() { "no migration constraint".into() } else { rules[0].0.as_str().into() },
-            reason: if rules.is_empty() {
-                "any site".into()
-            } else {
-                "the site satisfies every migration constraint".into()
-            },
-        });
+        let decision = migration_decision(unit, view, site);
         self.finish(p, Arc::new(decision), false).as_ref().clone()
     }
 
@@ -562,6 +539,39 @@ impl PolicyEngine {
             audit.record(AuditRecord::new(p, &d, cached));
         }
         d
+    }
+}
+
+/// Whether `view` of `unit` may be moved or replicated to `site` by the migration
+/// constraints of the unit and the view, without auditing or caching: the pure rule that
+/// [`PolicyEngine::migration_target`] applies (a node without `[security]` still obeys it).
+pub fn migration_decision(unit: &DataUnit, view: Option<&View>, site: &SiteTarget) -> Decision {
+    let resource = format!("{} -> {}", view.map_or(unit.header.name.as_str(), |v| v.name.as_str()), site.name);
+    let mut rules: Vec<(String, MigrationRule)> = Vec::new();
+    let mut collect = |owner: &str, constraints: &[SecurityConstraint]| {
+        for (i, r) in Policy::compile(constraints).migration {
+            rules.push((format!("{owner} securityConstraints[{i}] (migration)"), r));
+        }
+    };
+    collect(unit.header.name.as_str(), &unit.metainformation.security_constraints);
+    if let Some(v) = view {
+        collect(v.name.as_str(), &v.security_constraints);
+    }
+    for (rule, r) in &rules {
+        if let Some(reason) = migration_refusal(r, site) {
+            return deny(DecisionKind::Migration, &resource, rule, &reason);
+        }
+    }
+    Decision {
+        allowed: true,
+        kind: DecisionKind::Migration,
+        resource: resource.as_str().into(),
+        rule: if rules.is_empty() { "no migration constraint".into() } else { rules[0].0.as_str().into() },
+        reason: if rules.is_empty() {
+            "any site".into()
+        } else {
+            "the site satisfies every migration constraint".into()
+        },
     }
 }
 

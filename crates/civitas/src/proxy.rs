@@ -66,7 +66,15 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     let base = args.catalog.trim_end_matches('/').to_string();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let routes = RouteHandle::new();
-    tokio::spawn(civitas_dataplane::follow_remote(base.clone(), routes.clone(), shutdown_rx.clone()));
+    // `[node] peer_token` of the proxy's config: its credentials at a node that runs with security on.
+    let token = Some(config.node.peer_token.trim().to_string()).filter(|t| !t.is_empty());
+    let authorization = token.as_ref().and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
+    tokio::spawn(civitas_dataplane::follow_remote(
+        base.clone(),
+        authorization.clone(),
+        routes.clone(),
+        shutdown_rx.clone(),
+    ));
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
     let dataplane = DataPlane::new(civitas_node::dataplane_config(&config)?, routes, observations);
     let mut registry = Registry::with_prefix("civitas");
@@ -78,7 +86,7 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
         "Observations dropped because the node could not take them",
         unreported.clone(),
     );
-    tokio::spawn(report_observations(base.clone(), observation_rx, unreported, shutdown_rx.clone()));
+    tokio::spawn(report_observations(base.clone(), authorization, observation_rx, unreported, shutdown_rx.clone()));
 
     let state = ProxyState { registry: Arc::new(registry) };
     let router =
@@ -123,11 +131,16 @@ async fn metrics(State(s): State<ProxyState>) -> Response {
 /// into the request path.
 async fn report_observations(
     base: String,
+    authorization: Option<axum::http::HeaderValue>,
     mut rx: mpsc::Receiver<Observation>,
     unreported: Counter<u64, AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(a) = authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, a);
+    }
+    let http = reqwest::Client::builder().no_proxy().default_headers(headers).build().unwrap_or_default();
     let url = format!("{base}/api/v1/sdd/observations");
     let mut batch: Vec<ObservationRecord> = Vec::with_capacity(REPORT_BATCH);
     let mut tick = tokio::time::interval(REPORT_EVERY);

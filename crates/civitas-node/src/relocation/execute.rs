@@ -72,8 +72,12 @@ impl Relocation {
             .cloned()
             .ok_or_else(|| format!("data unit {} no longer has view {}", plan.unit, plan.view))?;
         let owner = self.source_url(source_index);
-        let base = owner.clone().unwrap_or_else(|| inner.deps.own_url.clone());
-        let source = format!("{base}/data/{}/{}", plan.unit, view.name.local_name());
+        // A peer's view is pulled through the peer's data plane, which enforces its rules;
+        // a view of a unit this node owns straight from its origin instance.
+        let source = match &owner {
+            Some(base) => format!("{base}/data/{}/{}", plan.unit, view.name.local_name()),
+            None => origin_url(&docs, &unit, &view)?,
+        };
         let copy = match plan.strategy.as_str() {
             civitas_placement::migration::ObjectCopyStrategyModel::NAME => CopyStrategy::ObjectCopy,
             _ => CopyStrategy::HttpSnapshot,
@@ -122,12 +126,12 @@ impl Relocation {
     /// forgotten (its partial copy is deleted); a failed object copy keeps its staged
     /// chunks and is resumed by the update manager, up to [`MAX_COPY_ATTEMPTS`].
     pub(super) async fn copy_and_register(&self, mut record: ReplicaRecord) -> Result<(), String> {
-        let inner = &self.inner;
         let id = ReplicaId::new(record.id.clone()).map_err(|e| e.to_string())?;
         record.copy_attempts += 1;
         tracing::info!(view = %record.view, replica = %id, source = %record.source, copy = record.copy.as_str(),
             attempt = record.copy_attempts, "copying view");
         let (progress, _) = watch::channel(SnapshotProgress::default());
+        let (snapshot, objects) = self.copiers(&record);
         let copied = match record.copy {
             CopyStrategy::HttpSnapshot => {
                 let request = SnapshotRequest {
@@ -135,17 +139,17 @@ impl Relocation {
                     endpoint: record.source.clone(),
                     variants: record.variants.clone(),
                 };
-                inner.snapshot.copy(&request, &progress).await
+                snapshot.copy(&request, &progress).await
             }
             CopyStrategy::ObjectCopy => {
                 let request = ObjectRequest { replica_id: id.clone(), url: record.source.clone(), variant: "/".into() };
-                inner.objects.copy(&request, &progress).await
+                objects.copy(&request, &progress).await
             }
         };
         let replica = match copied {
             Ok(r) => r,
             Err(e) if record.copy == CopyStrategy::ObjectCopy && record.copy_attempts < MAX_COPY_ATTEMPTS => {
-                let staged = inner.objects.staged_bytes(&id).await;
+                let staged = objects.staged_bytes(&id).await;
                 record.last_error = Some(format!("copy attempt {} failed: {e}", record.copy_attempts));
                 self.put_record(record);
                 let _ = self.persist().await;
@@ -153,7 +157,7 @@ impl Relocation {
             }
             Err(e) => {
                 if record.copy == CopyStrategy::ObjectCopy {
-                    let _ = inner.objects.discard(&id).await;
+                    let _ = objects.discard(&id).await;
                 }
                 self.drop_record(&record.view);
                 let _ = self.persist().await;
@@ -246,6 +250,25 @@ impl Relocation {
     pub(super) fn drop_record(&self, view: &Urn) {
         self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).remove(view);
     }
+}
+
+/// The URL of `view` at an origin instance of `unit` (endpoint + the link's path; the
+/// copy appends each variant).
+fn origin_url(docs: &civitas_dataplane::MergedDocuments, unit: &DataUnit, view: &View) -> Result<String, String> {
+    let origin = docs
+        .of_kind(Kind::DataInstance)
+        .filter_map(|(_, d)| match d {
+            Document::DataInstance(i) => Some(i),
+            _ => None,
+        })
+        .filter(|i| {
+            i.data_unit == unit.header.name && i.role == civitas_model::InstanceRole::Origin && i.serves(&view.name)
+        })
+        .filter_map(|i| i.endpoint.as_deref())
+        .min()
+        .ok_or_else(|| format!("view {} has no origin instance with an endpoint", view.name))?;
+    let link = view.link.split_once('?').map_or(view.link.as_str(), |(p, _)| p);
+    Ok(format!("{}/{}", origin.trim_end_matches('/'), link.trim_matches('/')))
 }
 
 /// `<view local name>-<ms>`: unique per view and time, a valid [`ReplicaId`].

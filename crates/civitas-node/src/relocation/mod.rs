@@ -52,6 +52,8 @@ pub struct RelocationDeps {
     pub merger: Arc<RouteMerger>,
     /// The peers, in the merger's source order (source `i + 1` is `peers[i]`).
     pub peers: Vec<Peer>,
+    /// `node.peer_token`: sent to peers (pulls through their data plane, registrations).
+    pub peer_token: Option<String>,
     /// The URL other nodes reach this node at.
     pub own_url: String,
     /// This node's site; `None`: no migration targets this node.
@@ -123,8 +125,13 @@ struct Inner {
     /// Views being copied or refreshed right now.
     busy: Mutex<HashSet<Urn>>,
     store: ReplicaStore,
+    /// Copies through a peer's data plane (with `x-civitas-route: origin` and the peer token).
     snapshot: HttpSnapshot,
+    /// Copies straight from an origin of a unit this node owns (no node headers: the
+    /// origin is not a Civitas node and must not see the peer token).
+    snapshot_direct: HttpSnapshot,
     objects: ObjectCopy,
+    objects_direct: ObjectCopy,
     http: reqwest::Client,
     state_file: StateFile,
     persist_lock: tokio::sync::Mutex<()>,
@@ -162,22 +169,38 @@ impl Relocation {
         }
         let mut headers = http::HeaderMap::new();
         headers.insert(civitas_dataplane::ROUTE_HEADER, http::HeaderValue::from_static("origin"));
+        if let Some(token) = &deps.peer_token {
+            let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "node.peer_token is not a valid header value".to_string())?;
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
         let config = SnapshotConfig {
             concurrency: deps.replicas.copy_concurrency,
             resource_timeout: Duration::from_secs(deps.replicas.resource_timeout_seconds),
-            headers,
+            headers: headers.clone(),
             ..SnapshotConfig::default()
         };
+        let direct_config = SnapshotConfig { headers: http::HeaderMap::new(), ..config.clone() };
         let object_config = ObjectCopyConfig {
             chunk_bytes: deps.replicas.object_chunk_bytes,
             chunk_timeout: Duration::from_secs(deps.replicas.resource_timeout_seconds),
-            headers: config.headers.clone(),
+            headers,
             ..ObjectCopyConfig::default()
         };
+        let object_direct = ObjectCopyConfig { headers: http::HeaderMap::new(), ..object_config.clone() };
         let snapshot = HttpSnapshot::new(store.clone(), config).map_err(|e| e.to_string())?;
+        let snapshot_direct = HttpSnapshot::new(store.clone(), direct_config).map_err(|e| e.to_string())?;
         let staging = deps.data_dir.join("replica-staging");
         let objects = ObjectCopy::new(store.clone(), &staging, object_config).map_err(|e| e.to_string())?;
+        let objects_direct = ObjectCopy::new(store.clone(), &staging, object_direct).map_err(|e| e.to_string())?;
+        let mut api_headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &deps.peer_token
+            && let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            api_headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(api_headers)
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -243,7 +266,9 @@ impl Relocation {
                 busy: Mutex::new(HashSet::new()),
                 store,
                 snapshot,
+                snapshot_direct,
                 objects,
+                objects_direct,
                 http,
                 state_file,
                 persist_lock: tokio::sync::Mutex::new(()),
@@ -277,6 +302,21 @@ impl Relocation {
             "Replica refreshes, by view and outcome (ok, failed)",
             m.refreshes.clone(),
         );
+    }
+
+    /// The unit and view a replica held here copies, and the unit's document (for the
+    /// replica server's read check); `None` for an unknown replica or unit.
+    pub fn replica_view(&self, id: &str) -> Option<(civitas_model::DataUnit, Urn)> {
+        let (unit, view) = {
+            let replicas = self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            let r = replicas.values().find(|r| r.id == id)?;
+            (r.unit.clone(), r.view.clone())
+        };
+        let docs = self.inner.deps.merger.documents();
+        match docs.get(civitas_model::Kind::DataUnit, &unit) {
+            Some((_, civitas_model::Document::DataUnit(u))) => Some((u.clone(), view)),
+            _ => None,
+        }
     }
 
     /// The replica store (for the replica server).
@@ -443,6 +483,15 @@ impl Relocation {
         match source {
             0 => None,
             i => self.inner.deps.peers.get(i - 1).map(|p| p.url.clone()),
+        }
+    }
+
+    /// The copiers for a replica: through its owner peer, or straight from the origin of a
+    /// unit this node owns.
+    fn copiers(&self, record: &ReplicaRecord) -> (&HttpSnapshot, &ObjectCopy) {
+        match record.owner {
+            Some(_) => (&self.inner.snapshot, &self.inner.objects),
+            None => (&self.inner.snapshot_direct, &self.inner.objects_direct),
         }
     }
 

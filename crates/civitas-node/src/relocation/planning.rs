@@ -3,83 +3,38 @@
 //! migration constraints that say where the view may go.
 
 use civitas_dataplane::MergedDocuments;
-use civitas_model::{DataInstance, DataUnit, Document, InstanceRole, Kind, SecurityConstraint, Site, Tier, Urn, View};
+use civitas_model::{DataInstance, DataUnit, Document, InstanceRole, Kind, Site, Urn, View};
 use civitas_placement::MigrationCandidate;
 use civitas_placement::migration::{PlanInput, TargetConstraints};
-use serde_json::Value;
+use civitas_security::SiteTarget;
 
-/// Decides where a view may be replicated. The seam between relocation and the security
-/// manager: [`ConstraintGuard`] reads the `migration` constraints of units and views.
+/// Decides whether a view may be replicated to a site. The seam between relocation and
+/// the security manager; both implementations apply the `{"type": "migration", …}`
+/// constraints of the unit and the view (`replicate`, `sites`, `regions`,
+/// `jurisdictions`, `tiers`; see `docs/security.md`).
 pub trait MigrationGuard: Send + Sync + 'static {
-    /// The constraints on targets for `view` of `unit`, or why it may not be replicated at all.
-    fn constraints(&self, unit: &DataUnit, view: &View) -> Result<TargetConstraints, String>;
+    /// `Ok` when `view` of `unit` may go to `site`, else the deciding rule and reason.
+    fn check(&self, unit: &DataUnit, view: &View, site: &Site) -> Result<(), String>;
 }
 
-/// Reads `{"type": "migration", ...}` security constraints of the unit and the view:
-///
-/// - `"neverReplicate": true` — the view stays at its origin;
-/// - `"allowedTiers": ["edge", "fog"]`, `"allowedJurisdictions": ["AT", "EU"]`,
-///   `"requiredCapabilities": ["tee"]` — targets must satisfy all of them.
-///
-/// Unit-level and view-level constraints add up (the stricter wins).
+/// The rules alone (a node without `[security] enabled`): no audit, no metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ConstraintGuard;
 
 impl MigrationGuard for ConstraintGuard {
-    fn constraints(&self, unit: &DataUnit, view: &View) -> Result<TargetConstraints, String> {
-        let mut out = TargetConstraints::default();
-        let all = unit.metainformation.security_constraints.iter().map(|c| ("unit", c));
-        for (level, c) in all.chain(view.security_constraints.iter().map(|c| ("view", c))) {
-            if c.kind != "migration" {
-                continue;
-            }
-            apply_constraint(level, c, &mut out)?;
-        }
-        Ok(out)
+    fn check(&self, unit: &DataUnit, view: &View, site: &Site) -> Result<(), String> {
+        let d = civitas_security::migration_decision(unit, Some(view), &SiteTarget::from(site));
+        if d.allowed { Ok(()) } else { Err(format!("{}: {}", d.rule, d.reason)) }
     }
 }
 
-fn apply_constraint(level: &str, c: &SecurityConstraint, out: &mut TargetConstraints) -> Result<(), String> {
-    if c.parameters.get("neverReplicate").and_then(Value::as_bool) == Some(true) {
-        return Err(format!("the {level}'s migration constraint says neverReplicate"));
-    }
-    let strings = |key: &str| -> Vec<String> {
-        match c.parameters.get(key) {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        }
-    };
-    let tiers = strings("allowedTiers");
-    if !tiers.is_empty() {
-        let parsed: Vec<Tier> = tiers.iter().filter_map(|t| Tier::parse(t).ok()).collect();
-        intersect(&mut out.allowed_tiers, parsed);
-        if out.allowed_tiers.is_empty() {
-            return Err(format!("the {level}'s migration constraint allows no known tier ({})", tiers.join(", ")));
-        }
-    }
-    let jurisdictions = strings("allowedJurisdictions");
-    if !jurisdictions.is_empty() {
-        intersect(&mut out.allowed_jurisdictions, jurisdictions);
-        if out.allowed_jurisdictions.is_empty() {
-            return Err(format!("the unit's and view's migration constraints allow no common jurisdiction ({level})"));
-        }
-    }
-    for cap in strings("requiredCapabilities") {
-        let cap = cap.to_ascii_lowercase();
-        if !out.required_capabilities.contains(&cap) {
-            out.required_capabilities.push(cap);
-        }
-    }
-    Ok(())
-}
+/// The security manager's policy engine: the same rules, each decision audited and counted.
+pub struct SecurityGuard(pub std::sync::Arc<civitas_security::PolicyEngine>);
 
-/// `current` ∩ `more`; an empty `current` means "anything" and becomes `more`.
-fn intersect<T: PartialEq>(current: &mut Vec<T>, more: Vec<T>) {
-    if current.is_empty() {
-        *current = more;
-    } else {
-        current.retain(|x| more.contains(x));
+impl MigrationGuard for SecurityGuard {
+    fn check(&self, unit: &DataUnit, view: &View, site: &Site) -> Result<(), String> {
+        let d = self.0.migration_target(None, unit, Some(view), &SiteTarget::from(site));
+        if d.allowed { Ok(()) } else { Err(format!("security: {}: {}", d.rule, d.reason)) }
     }
 }
 
@@ -116,7 +71,7 @@ pub fn resolve(
     let origin_site = site(docs, origin_site_name)
         .ok_or_else(|| format!("the origin's site {origin_site_name} is not in the catalog"))?;
     let target = site(docs, own_site).ok_or_else(|| format!("this node's site {own_site} is not in the catalog"))?;
-    let constraints = guard.constraints(unit, view)?;
+    guard.check(unit, view, target)?;
     let links = docs
         .of_kind(Kind::SiteLink)
         .filter_map(|(_, d)| match d {
@@ -134,7 +89,7 @@ pub fn resolve(
         origin_site: origin_site.clone(),
         targets: vec![target.clone()],
         links,
-        constraints,
+        constraints: TargetConstraints::default(),
     };
     Ok(Resolved { input, owner_source })
 }
@@ -160,7 +115,7 @@ fn site<'d>(docs: &'d MergedDocuments, name: &Urn) -> Option<&'d Site> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn unit(constraints: Value, view_constraints: Value) -> DataUnit {
         let doc = json!({"@type": "DataUnit", "name": "urn:city:buildings", "version": "1",
@@ -172,26 +127,28 @@ mod tests {
         }
     }
 
+    fn site(tier: &str, jurisdiction: &str) -> Site {
+        let doc = json!({"@type": "Site", "name": "urn:site:edge-1", "version": "1", "tier": tier,
+            "region": "vienna", "jurisdiction": jurisdiction});
+        match Document::decode(&doc).unwrap() {
+            Document::Site(s) => s,
+            _ => unreachable!(),
+        }
+    }
+
     #[test]
-    fn migration_constraints_add_up_and_never_replicate_refuses() {
+    fn unit_and_view_migration_constraints_all_apply() {
         let u = unit(
-            json!([{"type": "migration", "allowedTiers": ["edge", "fog"], "allowedJurisdictions": ["AT", "DE"]}]),
-            json!([{"type": "migration", "allowedTiers": ["fog", "cloud"], "requiredCapabilities": ["TEE"]},
-                   {"type": "rbac", "roles": ["planner"]}]),
+            json!([{"type": "migration", "jurisdictions": ["AT", "DE"]}]),
+            json!([{"type": "migration", "tiers": ["fog", "cloud"]}, {"type": "rbac", "roles": ["planner"]}]),
         );
-        let c = ConstraintGuard.constraints(&u, &u.views[0]).unwrap();
-        assert_eq!(c.allowed_tiers, vec![Tier::Fog]);
-        assert_eq!(c.allowed_jurisdictions, vec!["AT".to_string(), "DE".to_string()]);
-        assert_eq!(c.required_capabilities, vec!["tee".to_string()]);
-
-        let u = unit(json!([]), json!([{"type": "migration", "neverReplicate": true}]));
-        let err = ConstraintGuard.constraints(&u, &u.views[0]).unwrap_err();
-        assert!(err.contains("neverReplicate"), "{err}");
-
-        let u = unit(
-            json!([{"type": "migration", "allowedTiers": ["edge"]}]),
-            json!([{"type": "migration", "allowedTiers": ["cloud"]}]),
-        );
-        assert!(ConstraintGuard.constraints(&u, &u.views[0]).unwrap_err().contains("no known tier"));
+        assert!(ConstraintGuard.check(&u, &u.views[0], &site("fog", "AT")).is_ok());
+        let err = ConstraintGuard.check(&u, &u.views[0], &site("edge", "AT")).unwrap_err();
+        assert!(err.contains("tier edge"), "{err}");
+        let err = ConstraintGuard.check(&u, &u.views[0], &site("fog", "AU")).unwrap_err();
+        assert!(err.contains("jurisdiction AU") && err.contains("urn:city:buildings securityConstraints[0]"), "{err}");
+        let u = unit(json!([]), json!([{"type": "migration", "replicate": false}]));
+        let err = ConstraintGuard.check(&u, &u.views[0], &site("cloud", "AT")).unwrap_err();
+        assert!(err.contains("never be replicated"), "{err}");
     }
 }

@@ -212,7 +212,7 @@ impl Relocation {
         let mut changed = 0usize;
         for meta in resources.iter_mut().take(count) {
             let key = ResourceKey::parse(&meta.key).map_err(|e| e.to_string())?;
-            match self.inner.snapshot.revalidate(&id, &key).await.map_err(|e| e.to_string())? {
+            match self.copiers(record).0.revalidate(&id, &key).await.map_err(|e| e.to_string())? {
                 civitas_replica::Revalidation::NotModified(m) => *meta = m,
                 civitas_replica::Revalidation::Replaced(m) => {
                     changed += 1;
@@ -239,7 +239,7 @@ impl Relocation {
             endpoint: record.source.clone(),
             variants: record.variants.clone(),
         };
-        let replica = self.inner.snapshot.copy(&request, &progress).await.map_err(|e| format!("full copy: {e}"))?;
+        let replica = self.copiers(record).0.copy(&request, &progress).await.map_err(|e| format!("full copy: {e}"))?;
         let old =
             ReplicaId::new(std::mem::replace(&mut record.id, id.as_str().to_string())).map_err(|e| e.to_string())?;
         record.bytes = replica.manifest.total_bytes;
@@ -284,7 +284,7 @@ impl Relocation {
                 return Err(format!("update script named variant {line:?}, which the replica does not hold"));
             }
             let key = ResourceKey::for_variant(line);
-            self.inner.snapshot.revalidate(&id, &key).await.map_err(|e| format!("variant {line}: {e}"))?;
+            self.copiers(record).0.revalidate(&id, &key).await.map_err(|e| format!("variant {line}: {e}"))?;
         }
         Ok(started)
     }

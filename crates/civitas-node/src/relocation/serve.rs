@@ -26,6 +26,20 @@ pub async fn serve_replica(
     let id = params.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str()).unwrap_or_default();
     let rest = params.iter().find(|(k, _)| k == "rest").map(|(_, v)| v.as_str()).unwrap_or("");
     let id = ReplicaId::new(id).map_err(|e| Problem::bad_parameter("id", e.to_string()))?;
+    if state.security.is_some() {
+        // The replica's view is read like the view itself: the same caller, the same rules.
+        let Some((unit, view)) = relocation.replica_view(id.as_str()) else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("no replica {}", id.as_str()),
+            ));
+        };
+        if let Err(resp) = crate::security_api::replica_read(&state, &headers, &unit, &view, uri.path()).await {
+            return Ok(resp);
+        }
+    }
     // The raw path, so that the variant is the one the data plane asked for byte for byte.
     let prefix = format!("/replicas/{}", id.as_str());
     let raw_rest = uri.path().strip_prefix(&prefix).unwrap_or(rest);
