@@ -141,8 +141,17 @@ impl Problem {
 }
 
 impl Client {
-    /// A client for the node at `server` (`http://127.0.0.1:7070`, possibly with a path prefix).
-    pub fn new(server: &str) -> anyhow::Result<Client> {
+    /// A client for the node at `server` (`http://127.0.0.1:7070`, possibly with a path
+    /// prefix), sending `Authorization: Bearer <token>` with every request when given one
+    /// (a node with `[security] enabled`).
+    pub fn with_token(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("--token is not a valid token (only visible ASCII)")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let base = Url::parse(server).with_context(|| format!("--server {server:?} is not a URL"))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             bail!("--server {server:?} must be an http:// URL such as http://127.0.0.1:7070");
@@ -151,6 +160,7 @@ impl Client {
         // and the CLI talks to its node directly.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("civitas-cli/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -278,7 +288,7 @@ mod tests {
 
     #[test]
     fn names_stay_one_path_segment() {
-        let c = Client::new("http://127.0.0.1:7070").unwrap();
+        let c = Client::with_token("http://127.0.0.1:7070", None).unwrap();
         let u = c.api_url(&["units", "urn:a:b"]).unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:7070/api/v1/units/urn:a:b");
         let u = c.api_url(&["units", "urn:a/../b?x=1#f %"]).unwrap();
@@ -291,10 +301,10 @@ mod tests {
 
     #[test]
     fn a_server_path_prefix_is_kept() {
-        let c = Client::new("http://h:1/civitas/").unwrap();
+        let c = Client::with_token("http://h:1/civitas/", None).unwrap();
         assert_eq!(c.api_url(&["units"]).unwrap().as_str(), "http://h:1/civitas/api/v1/units");
-        assert!(Client::new("ftp://h").is_err());
-        assert!(Client::new("127.0.0.1:7070").is_err());
+        assert!(Client::with_token("ftp://h", None).is_err());
+        assert!(Client::with_token("127.0.0.1:7070", None).is_err());
     }
 
     #[test]

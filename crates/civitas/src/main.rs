@@ -16,6 +16,7 @@ mod migrations;
 mod output;
 mod proxy;
 mod sdd;
+mod token;
 mod search;
 mod serve;
 mod tree;
@@ -50,6 +51,9 @@ struct Cli {
     /// The node to talk to.
     #[arg(long, global = true, env = "CIVITAS_SERVER", default_value = "http://127.0.0.1:7070", value_name = "URL")]
     server: String,
+    /// A bearer token for a node with `[security] enabled` (`civitas token create` prints one).
+    #[arg(long, global = true, env = "CIVITAS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,11 +88,29 @@ Examples:
     /// Run a stand-alone data plane that follows a node's catalog.
     Proxy(proxy::ProxyArgs),
     /// Why views moved or did not: events, plans waiting for a person, approvals, pins.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  civitas migrations list
+  civitas migrations pending
+  civitas migrations approve 3
+  civitas migrations show 12"
+    )]
     Migrations(migrations::MigrationsCommand),
     /// The replicas a node holds and how fresh they are.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  civitas replicas list")]
     Replicas(migrations::ReplicasCommand),
+    /// Bearer tokens signed by the node (with `[security] enabled`): create, list, revoke.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  civitas --token \"$(cat civitas-data/security/admin.token)\" token create --subject alice --roles planner --ttl 30d
+  civitas token list
+  civitas token revoke 3q2-7w…"
+    )]
+    Token(token::TokenCommand),
     /// Append to, read, prove and verify the node's tamper-evident ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -114,7 +136,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     // A client verb does one request after another: one thread is plenty.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = client::Client::new(&cli.server)?;
+        let client = client::Client::with_token(&cli.server, cli.token.as_deref())?;
         match &command {
             Command::Serve(_) | Command::Proxy(_) => unreachable!("handled above"),
             Command::Apply(a) => apply::run(&client, a).await,
@@ -126,6 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Command::Sdd(c) => sdd::run(&client, c).await,
             Command::Migrations(c) => migrations::run(&client, c).await,
             Command::Replicas(c) => migrations::run_replicas(&client, c).await,
+            Command::Token(c) => token::run(&client, c).await,
             Command::Ledger(c) => ledger::run(&cli.server, c.clone()).await,
         }
     })
