@@ -87,7 +87,10 @@ fn valid_name(s: &str) -> bool {
 /// The producer→consumer edges of a pipeline: `(producer, consumer, input index, output index)`
 /// for every input that names an existing stage and output.
 pub(crate) fn edges(p: &Pipeline) -> Vec<(usize, usize, usize, Option<usize>)> {
-    let index: HashMap<&str, usize> = p.stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in p.stages.iter().enumerate() {
+        index.entry(s.name.as_str()).or_insert(i);
+    }
     let mut out = Vec::new();
     for (c, stage) in p.stages.iter().enumerate() {
         for (j, input) in stage.inputs.iter().enumerate() {
@@ -167,7 +170,9 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
             stage_index.insert(&s.name, i);
         }
     }
-    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    let mut names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
     let unknown_stage = |name: &str, l: Location, what: &str| {
         let mut diag = Diagnostic::error("E0202", format!("{what} names stage `{name}`, which does not exist"), l)
             .label("unknown stage");

@@ -400,7 +400,7 @@ impl<'a> Parser<'a> {
         let source = self.source;
         let wrong = |expected: &str| {
             Diagnostic::error("E0102", format!("`{metric}` is measured in {expected}"), Location::Source { source, span })
-                .label(format!("`{unit}` is not {expected}"))
+                .label(format!("`{n}{unit}` is not {expected}"))
                 .hint(format!("write the threshold in {expected}"))
         };
         match kind {

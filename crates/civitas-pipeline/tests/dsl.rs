@@ -92,3 +92,187 @@ fn syntax_errors_come_all_at_once_and_parsing_goes_on() {
             5 errors, 0 warnings"#]],
     );
 }
+
+#[test]
+fn graph_errors_name_the_cycle_the_typo_and_the_mismatch() {
+    diagnose(
+        r#"pipeline urn:pipeline:x {
+  version "1"
+  stage a {
+    run builtin "gen"
+    input c
+    output out: stream<click>
+  }
+  stage b {
+    run builtin "map"
+    input a as batch<click>
+    output out: stream<click>
+  }
+  stage c {
+    run builtin "sink"
+    input b
+    output out: stream<click>
+  }
+  stage d {
+    run builtin "sink"
+    input redirectr
+    require latency to stage e <= 5ms
+  }
+  stage a {
+    run builtin "dup"
+    trigger every 1m
+  }
+}
+"#,
+        expect![[r#"
+            error[E0207]: the stages form a cycle: a → b → c → a
+              --> bad.civ:5:5
+              |
+            5 |     input c
+              |     ^^^^^^^ closes the cycle
+              --> bad.civ:13:9
+               |
+            13 |   stage c {
+               |         - `c` is downstream of `a`
+              = hint: a pipeline is acyclic: feed back through a view or an event instead
+
+            error[E0206]: type mismatch: `b` expects batch<click> but `a.out` produces stream<click>
+              --> bad.civ:10:5
+               |
+            10 |     input a as batch<click>
+               |     ^^^^^^^^^^^^^^^^^^^^^^^ expects batch<click>
+              --> bad.civ:6:5
+              |
+            6 |     output out: stream<click>
+              |     ------------------------- produces stream<click>
+              = hint: change the input's `as` type, or read another output
+
+            error[E0202]: this input names stage `redirectr`, which does not exist
+              --> bad.civ:20:5
+               |
+            20 |     input redirectr
+               |     ^^^^^^^^^^^^^^^ unknown stage
+              = hint: the stages are: a, b, c, d
+
+            error[E0202]: this requirement names stage `e`, which does not exist
+              --> bad.civ:21:5
+               |
+            21 |     require latency to stage e <= 5ms
+               |     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ unknown stage
+              = hint: did you mean `a`?
+
+            error[E0200]: stage `a` is defined twice
+              --> bad.civ:23:9
+               |
+            23 |   stage a {
+               |         ^ defined again here
+              --> bad.civ:3:9
+              |
+            3 |   stage a {
+              |         - first defined here
+              = hint: rename one of them
+
+            5 errors, 0 warnings"#]],
+    );
+}
+
+#[test]
+fn parameters_policies_and_contradictions_are_checked() {
+    diagnose(
+        r#"pipeline urn:pipeline:x {
+  version "1"
+  param city
+  stage a {
+    run builtin "gen"
+    trigger every 1m
+    require region $citty
+    require jurisdiction AT
+    require jurisdiction DE
+    when latency.p99 > 2 for 1m then scale out
+    when cpu > 80% for 1m then scale in min 3 max 2 cooldown 1m
+    when lattency.p99 > 2s for 1m then reschedule
+  }
+}
+"#,
+        expect![[r#"
+            warning[W0302]: parameter `city` is never used
+              --> bad.civ:3:3
+              |
+            3 |   param city
+              |   ^^^^^^^^^^ unused
+
+            error[E0211]: parameter `$citty` is not declared
+              --> bad.civ:7:5
+              |
+            7 |     require region $citty
+              |     ^^^^^^^^^^^^^^^^^^^^^ undeclared parameter
+              = hint: did you mean `$city`?
+
+            error[E0210]: stage `a` must be in jurisdiction `AT` and `DE` at once
+              --> bad.civ:9:5
+              |
+            9 |     require jurisdiction DE
+              |     ^^^^^^^^^^^^^^^^^^^^^^^ contradicts
+              --> bad.civ:8:5
+              |
+            8 |     require jurisdiction AT
+              |     ----------------------- the other requirement
+              = hint: no site can be in two places; keep one
+
+            error[E0102]: `latency.p99` is measured in time, e.g. `200ms`
+              --> bad.civ:10:24
+               |
+            10 |     when latency.p99 > 2 for 1m then scale out
+               |                        ^ `2` is not time, e.g. `200ms`
+              = hint: write the threshold in time, e.g. `200ms`
+
+            error[E0212]: min 3 is above max 2
+              --> bad.civ:11:5
+               |
+            11 |     when cpu > 80% for 1m then scale in min 3 max 2 cooldown 1m
+               |     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ empty range
+              = hint: swap them
+
+            error[E0103]: unknown metric `lattency.p99`
+              --> bad.civ:12:10
+               |
+            12 |     when lattency.p99 > 2s for 1m then reschedule
+               |          ^^^^^^^^^^^^ not a metric Civitas measures
+              = hint: did you mean `latency.p99`?
+
+            5 errors, 1 warning"#]],
+    );
+}
+
+#[test]
+fn limits_bound_size_depth_and_stage_count() {
+    let limits = Limits { max_source_bytes: 64, ..Limits::default() };
+    let big = format!("pipeline urn:pipeline:x {{ {} }}", "#".repeat(100));
+    let err = check_sources_with(&[("big.civ".into(), big)], &limits).expect_err("too large");
+    assert_eq!(err.items[0].code, "E0001");
+
+    let deep = format!("pipeline urn:pipeline:x {{{}{}", "{".repeat(100_000), "}".repeat(100_000));
+    let err = check_sources(&[("deep.civ".into(), deep)]).expect_err("too deep");
+    assert_eq!(err.items.len(), 1);
+    assert_eq!(err.items[0].code, "E0002");
+    assert!(err.render().contains("nested more than 8 deep"), "{err}");
+
+    let limits = Limits { max_stages: 3, ..Limits::default() };
+    let mut text = String::from("pipeline urn:pipeline:x {\n version \"1\"\n");
+    for i in 0..5 {
+        text.push_str(&format!(" stage s{i} {{ run builtin \"x\"; trigger every 1m }}\n"));
+    }
+    text.push('}');
+    let err = check_sources_with(&[("many.civ".into(), text)], &limits).expect_err("too many stages");
+    assert_eq!(err.items.iter().filter(|d| d.code == "E0003").count(), 2, "{err}");
+}
+
+#[test]
+fn garbage_never_panics_and_always_explains() {
+    for text in ["", "}", "{", "pipeline", "pipeline urn:", "pipeline urn:a:b { stage", "\"open", "é ü \u{0}", "pipeline urn:pipeline:x { version \"1\" stage a { run builtin \"x\" input urn:a:b:c volume 3XB/h } }"] {
+        match check_sources(&[("g.civ".into(), text.to_string())]) {
+            Ok(c) => assert!(c.pipelines.is_empty() || !text.is_empty()),
+            Err(d) => assert!(d.has_errors() && !d.render().is_empty()),
+        }
+    }
+}
