@@ -116,6 +116,63 @@ impl Checked {
     }
 }
 
+/// Plans a checked pipeline (`civitas pipeline plan FILE|NAME [--env ENV]`): binds its
+/// parameters in `environment` (defaults only when None), places it on `continuum`, and
+/// turns every failure — a parameter without a value, an unsatisfiable requirement (named,
+/// with the nearest site), an inconsistent catalog — into diagnostics pointing at the file.
+pub fn plan_checked(
+    checked: &Checked,
+    pipeline: &CheckedPipeline,
+    environment: Option<&Environment>,
+    continuum: &schedule::Continuum,
+    options: &schedule::PlanOptions,
+) -> Result<schedule::Plan, Diagnostics> {
+    let values = checked.bind(pipeline, environment)?;
+    let mut options = options.clone();
+    if options.environment.is_none() {
+        options.environment = environment.map(|e| e.name.clone());
+    }
+    let sources = checked.warnings.sources.clone();
+    let whole = || match &pipeline.spans {
+        Some(s) => Location::Source { source: s.source, span: s.pipeline },
+        None => Location::Pointer { pointer: String::new() },
+    };
+    schedule::plan(&pipeline.pipeline, &values, continuum, &options).map_err(|e| {
+        let items = match e {
+            schedule::ScheduleError::Infeasible(inf) => inf
+                .relax
+                .iter()
+                .map(|r| {
+                    let location = match r.requirement_index {
+                        Some(j) => checked.requirement_location(pipeline, r.stage_index, j),
+                        None if !r.stage.is_empty() => match &pipeline.spans {
+                            Some(s) => Location::Source {
+                                source: s.source,
+                                span: s.stages.get(r.stage_index).map_or(s.pipeline, |x| x.name),
+                            },
+                            None => Location::Pointer { pointer: format!("/stages/{}", r.stage_index) },
+                        },
+                        None => whole(),
+                    };
+                    let mut d = Diagnostic::error(
+                        "E0300",
+                        format!("no site in the catalog can meet `{}`", r.requirement),
+                        location,
+                    )
+                    .label(if r.stage.is_empty() { "cannot be met".to_string() } else { format!("stage `{}`", r.stage) })
+                    .hint(format!("relax this requirement: {}", r.detail));
+                    if let Some(n) = &r.nearest_site {
+                        d.message = format!("{} (nearest site: {n})", d.message);
+                    }
+                    d
+                })
+                .collect(),
+            other => vec![Diagnostic::error("E0301", other.to_string(), whole())],
+        };
+        Diagnostics { sources, items }
+    })
+}
+
 /// Parses and checks `.civ` sources given as `(name, text)`; a name ending in `.json`
 /// is read as a JSON-LD pipeline (one document or an array) instead.
 /// Errors in any source refuse them all, with every diagnostic of every source.

@@ -23,7 +23,7 @@ fn the_examples_check_clean() {
     ])
     .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(checked.pipelines.len(), 2);
-    assert_eq!(checked.environments.len(), 3);
+    assert_eq!(checked.environments.len(), 4);
     assert!(checked.warnings.items.is_empty(), "{}", checked.warnings);
     let m = &checked.pipeline("campaign").expect("by last segment").pipeline;
     assert_eq!(m.stages.len(), 5);
