@@ -29,6 +29,7 @@
 mod check;
 mod diagnostics;
 mod document;
+mod format;
 mod lexer;
 mod model;
 mod parser;
@@ -37,6 +38,7 @@ pub mod schedule;
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity, SourceText, Span, line_col};
+pub use format::format_pipeline;
 pub use document::{PIPELINE_COLLECTION, PIPELINE_TYPE, from_json, to_json};
 pub use model::*;
 pub use parser::{Environment, Limits, MetricKind, ParsedFile, ParsedPipeline, SourceMap, StageSpans};

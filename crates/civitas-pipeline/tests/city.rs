@@ -115,12 +115,12 @@ fn an_unsatisfiable_requirement_is_named_with_the_nearest_site() {
     let p = &checked.pipelines[0];
     let err = plan_checked(&checked, p, None, &city(), &PlanOptions::default()).expect_err("no gateway has a GPU");
     expect_test::expect![[r#"
-        error[E0300]: no site in the catalog can meet `require capability home-gateway, gpu` (nearest site: urn:site:vienna:edge-pop-1)
+        error[E0300]: no site in the catalog can meet `require capability home-gateway, gpu` (nearest site: urn:site:vienna:edge-gw-1)
           --> e-health.civ:18:5
            |
         18 |     require capability home-gateway, gpu
            |     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ stage `sensor_ingest`
-          = hint: relax this requirement: no site meets it together with the stage's other requirements; nearest: urn:site:vienna:edge-pop-1 (edge, vienna, AT)
+          = hint: relax this requirement: no site meets it together with the stage's other requirements; nearest: urn:site:vienna:edge-gw-1 (edge, vienna, AT)
 
         1 error, 0 warnings"#]]
     .assert_eq(&err.render());

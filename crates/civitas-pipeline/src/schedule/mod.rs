@@ -27,6 +27,7 @@
 mod continuum;
 mod render;
 mod solve;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 
@@ -301,6 +302,15 @@ impl Req {
             Check::Capabilities(names) => names.iter().all(|n| s.capabilities.contains(n)),
             Check::Gpu => s.capabilities.iter().any(|c| c == "gpu"),
             Check::LatencyToView(sites, max) => sites.iter().any(|&v| c.latency_ms(v, site) <= *max),
+        }
+    }
+
+    /// How far a site is from meeting this requirement: missing capabilities count one
+    /// each, anything else failed counts one (0 when met). Picks the "nearest" site.
+    pub(crate) fn shortfall(&self, c: &Continuum, site: usize) -> usize {
+        match &self.check {
+            Check::Capabilities(names) => names.iter().filter(|n| !c.sites[site].capabilities.contains(n)).count(),
+            _ => usize::from(!self.holds(c, site)),
         }
     }
 

@@ -384,7 +384,12 @@ pub(crate) fn relaxations(
                 failed[site].push(k);
             }
         }
-        let nearest = (0..c.sites.len()).filter(|&x| !failed[x].is_empty()).min_by_key(|&x| (failed[x].len(), x));
+        let shortfall = |x: usize| -> usize {
+            failed[x].iter().map(|&k| pr.reqs[s].get(k).map_or(1, |r| r.shortfall(c, x))).sum()
+        };
+        let nearest = (0..c.sites.len())
+            .filter(|&x| !failed[x].is_empty())
+            .min_by_key(|&x| (failed[x].len(), shortfall(x), x));
         let Some(site) = nearest else {
             relax.push(Relaxation {
                 stage: pipeline.stages[s].name.clone(),
