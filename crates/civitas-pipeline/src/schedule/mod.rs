@@ -367,6 +367,9 @@ pub(crate) struct Problem<'a> {
     pub reqs: Vec<Vec<Req>>,
     pub cand: Vec<Vec<usize>>,
     pub unary: Vec<Vec<f64>>,
+    /// Per stage, candidate indices by increasing unary cost: searches stop at the first
+    /// candidate whose unary cost alone is above the best found.
+    pub by_unary: Vec<Vec<usize>>,
     /// Unweighted price per month of each candidate (for the budget).
     pub price: Vec<Vec<f64>>,
     pub cpu: Vec<f64>,
@@ -534,6 +537,7 @@ impl<'a> Problem<'a> {
             reqs,
             cand: vec![Vec::new(); n],
             unary: vec![Vec::new(); n],
+            by_unary: vec![Vec::new(); n],
             price: vec![Vec::new(); n],
             cpu,
             mem,
@@ -613,6 +617,9 @@ impl<'a> Problem<'a> {
                 }
             }
             self.excluded[s] = excluded;
+            let mut keyed: Vec<(f64, u32)> = self.unary[s].iter().enumerate().map(|(k, &u)| (u, k as u32)).collect();
+            keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            self.by_unary[s] = keyed.into_iter().map(|(_, k)| k as usize).collect();
         }
     }
 
@@ -739,6 +746,7 @@ fn build_plan(
     let sites: Vec<usize> = (0..pr.n).map(|s| pr.cand[s][ks[s]]).collect();
     let mut objective = Terms::default();
     let mut placements = Vec::with_capacity(pr.n);
+    let runners_up = solve::runners_up(pr, &sites, ks);
     for (s, stage) in pipeline.stages.iter().enumerate() {
         let site = sites[s];
         let mut terms = pr.unary_terms(s, site);
@@ -794,7 +802,7 @@ fn build_plan(
                 examples: v.iter().take(3).map(|&i| c.sites[i].header.name.to_string()).collect(),
             })
             .collect();
-        let runner_up = solve::runner_up(pr, &sites, ks, s)
+        let runner_up = runners_up[s]
             .map(|(alt, extra)| RunnerUp { site: c.sites[alt].header.name.to_string(), extra_cost: round2(extra) });
         placements.push(Placement {
             stage: stage.name.clone(),

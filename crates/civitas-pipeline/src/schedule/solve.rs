@@ -4,12 +4,34 @@
 //! An assignment is kept as a candidate index per stage (`ks`) and the matching site per
 //! stage (`sites`). Capacity is tracked per site while searching.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::{Continuum, Infeasible, PlanOptions, Problem, Relaxation, Solver};
 use crate::model::Pipeline;
 
 const EPS: f64 = 1e-9;
+
+/// The heuristic scores, per stage, at most this many candidates by increasing unary cost,
+/// plus the candidates on its neighbours' sites (like the Kubernetes scheduler's
+/// `percentageOfNodesToScore`): on a 1,000-site continuum the rest are sites whose price,
+/// gravity and preferences alone already lose. Instances with fewer candidates are scored whole.
+pub const HEURISTIC_SHORTLIST: usize = 128;
+
+/// Candidate indices the heuristic considers for stage `s`: the shortlist by unary cost,
+/// then the candidates on the sites of its placed neighbours.
+fn shortlist<'a>(pr: &'a Problem<'_>, s: usize, sites: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let top = pr.by_unary[s].iter().copied().take(HEURISTIC_SHORTLIST);
+    let beyond = pr.by_unary[s].len() > HEURISTIC_SHORTLIST;
+    let near = pr.pair_adj[s]
+        .iter()
+        .map(|&pi| (pr.pairs[pi].a, pr.pairs[pi].b))
+        .chain(pr.limit_adj[s].iter().map(|&li| (pr.limits[li].a, pr.limits[li].b)))
+        .map(move |(a, b)| if a == s { b } else { a })
+        .filter(move |_| beyond)
+        .filter_map(move |x| sites.get(x).copied().filter(|&site| site != usize::MAX))
+        .filter_map(move |site| pr.cand[s].binary_search(&site).ok());
+    top.chain(near)
+}
 
 /// Search order: the most constrained stage first, then always the stage most connected
 /// to those already ordered (so pair terms bound early), fewest candidates breaking ties.
@@ -36,30 +58,31 @@ fn order(pr: &Problem<'_>) -> Vec<usize> {
     out
 }
 
-/// Free capacity per site, as a sparse map filled on demand.
+/// Capacity taken per site by the stages placed so far in one search.
 struct Capacity<'c> {
     c: &'c Continuum,
-    used: HashMap<usize, (f64, f64)>,
+    used: Vec<(f64, f64)>,
 }
 
 impl<'c> Capacity<'c> {
     fn new(c: &'c Continuum) -> Self {
-        Capacity { c, used: HashMap::new() }
+        Capacity { c, used: vec![(0.0, 0.0); c.sites.len()] }
     }
 
+    #[inline]
     fn fits(&self, site: usize, cpu: f64, mem: f64) -> bool {
-        let (uc, um) = self.used.get(&site).copied().unwrap_or_default();
+        let (uc, um) = self.used[site];
         uc + cpu <= self.c.free_cpu(site) + EPS && um + mem <= self.c.free_memory(site) + 1e-6
     }
 
     fn take(&mut self, site: usize, cpu: f64, mem: f64) {
-        let e = self.used.entry(site).or_default();
+        let e = &mut self.used[site];
         e.0 += cpu;
         e.1 += mem;
     }
 
     fn give(&mut self, site: usize, cpu: f64, mem: f64) {
-        let e = self.used.entry(site).or_default();
+        let e = &mut self.used[site];
         e.0 -= cpu;
         e.1 -= mem;
     }
@@ -108,9 +131,9 @@ impl BranchAndBound<'_, '_> {
         let mut total = 0.0;
         for &u in &self.order[depth..] {
             let mut best = f64::INFINITY;
-            for k in 0..self.pr.cand[u].len() {
+            for &k in &self.pr.by_unary[u] {
                 if self.pr.unary[u][k] >= best {
-                    continue;
+                    break;
                 }
                 best = best.min(incremental(self.pr, u, k, &self.sites));
             }
@@ -203,13 +226,28 @@ pub(crate) fn heuristic(pr: &Problem<'_>) -> Option<Vec<usize>> {
     let mut cap = Capacity::new(pr.c);
     for &s in &order {
         let mut best: Option<(f64, usize)> = None;
-        for k in 0..pr.cand[s].len() {
+        for k in shortlist(pr, s, &sites) {
             if best.is_some_and(|(b, _)| pr.unary[s][k] >= b) || !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
                 continue;
             }
             let c = incremental(pr, s, k, &sites);
             if c.is_finite() && best.is_none_or(|(b, _)| c < b) {
                 best = Some((c, k));
+            }
+        }
+        if best.is_none() && pr.by_unary[s].len() > HEURISTIC_SHORTLIST {
+            // The shortlist held no site that fits: look at every candidate before giving up.
+            for &k in &pr.by_unary[s] {
+                if best.is_some_and(|(b, _)| pr.unary[s][k] >= b) {
+                    break;
+                }
+                if !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
+                    continue;
+                }
+                let c = incremental(pr, s, k, &sites);
+                if c.is_finite() && best.is_none_or(|(b, _)| c < b) {
+                    best = Some((c, k));
+                }
             }
         }
         let (_, k) = best?;
@@ -243,17 +281,31 @@ fn move_cost(pr: &Problem<'_>, s: usize, k: usize, sites: &[usize]) -> f64 {
     cost
 }
 
-/// Improving moves until none is left (bounded passes): each stage to its best site, then
-/// each edge's consumer onto its producer's site (co-location the single moves miss when
-/// capacity is tight elsewhere).
+/// Improving moves until none is left (bounded): each stage to its best site, revisiting
+/// only the neighbours of a stage that moved; then each edge's consumer onto its
+/// producer's site (co-location the single moves miss when one site alone is no better).
 fn local_search(pr: &Problem<'_>, sites: &mut [usize], ks: &mut [usize], cap: &mut Capacity<'_>) {
-    for _pass in 0..20 {
-        let mut improved = false;
-        for s in 0..pr.n {
+    let mut queue: std::collections::VecDeque<usize> = (0..pr.n).collect();
+    let mut queued = vec![true; pr.n];
+    let neighbours = |s: usize| {
+        pr.pair_adj[s]
+            .iter()
+            .map(|&pi| (pr.pairs[pi].a, pr.pairs[pi].b))
+            .chain(pr.limit_adj[s].iter().map(|&li| (pr.limits[li].a, pr.limits[li].b)))
+            .map(move |(a, b)| if a == s { b } else { a })
+    };
+    for _round in 0..20 {
+        let mut budget = pr.n * 20;
+        while let Some(s) = queue.pop_front() {
+            queued[s] = false;
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
             let current = move_cost(pr, s, ks[s], sites);
             let mut best = (current, ks[s]);
             cap.give(sites[s], pr.cpu[s], pr.mem[s]);
-            for k in 0..pr.cand[s].len() {
+            for k in shortlist(pr, s, sites) {
                 if pr.unary[s][k] >= best.0 || !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
                     continue;
                 }
@@ -262,11 +314,19 @@ fn local_search(pr: &Problem<'_>, sites: &mut [usize], ks: &mut [usize], cap: &m
                     best = (c, k);
                 }
             }
-            improved |= best.1 != ks[s];
+            let moved = best.1 != ks[s];
             ks[s] = best.1;
             sites[s] = pr.cand[s][best.1];
             cap.take(sites[s], pr.cpu[s], pr.mem[s]);
+            if moved {
+                for x in neighbours(s) {
+                    if !std::mem::replace(&mut queued[x], true) {
+                        queue.push_back(x);
+                    }
+                }
+            }
         }
+        let mut moved_any = false;
         for p in &pr.pairs {
             let (a, b) = (p.a, p.b);
             if sites[a] == sites[b] {
@@ -279,11 +339,16 @@ fn local_search(pr: &Problem<'_>, sites: &mut [usize], ks: &mut [usize], cap: &m
             if after < before - EPS {
                 ks[b] = k;
                 sites[b] = sites[a];
-                improved = true;
+                moved_any = true;
+                for x in neighbours(b) {
+                    if !std::mem::replace(&mut queued[x], true) {
+                        queue.push_back(x);
+                    }
+                }
             }
             cap.take(sites[b], pr.cpu[b], pr.mem[b]);
         }
-        if !improved {
+        if !moved_any && queue.is_empty() {
             break;
         }
     }
@@ -335,26 +400,33 @@ fn repair_budget(
     (pr.price_of(&sites, &ks) <= budget + EPS).then_some(ks)
 }
 
-/// The best other site for stage `s` with the rest fixed, and how much more it costs.
-pub(crate) fn runner_up(pr: &Problem<'_>, sites: &[usize], ks: &[usize], s: usize) -> Option<(usize, f64)> {
+/// For every stage, the best other site with the rest fixed, and how much more it costs.
+pub(crate) fn runners_up(pr: &Problem<'_>, sites: &[usize], ks: &[usize]) -> Vec<Option<(usize, f64)>> {
     let mut cap = Capacity::new(pr.c);
     for x in 0..pr.n {
-        if x != s {
-            cap.take(sites[x], pr.cpu[x], pr.mem[x]);
-        }
+        cap.take(sites[x], pr.cpu[x], pr.mem[x]);
     }
-    let here = move_cost(pr, s, ks[s], sites);
-    let mut best: Option<(f64, usize)> = None;
-    for k in 0..pr.cand[s].len() {
-        if k == ks[s] || !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
-            continue;
-        }
-        let c = move_cost(pr, s, k, sites);
-        if c.is_finite() && best.is_none_or(|(b, _)| c < b) {
-            best = Some((c, k));
-        }
-    }
-    best.map(|(c, k)| (pr.cand[s][k], c - here))
+    (0..pr.n)
+        .map(|s| {
+            cap.give(sites[s], pr.cpu[s], pr.mem[s]);
+            let here = move_cost(pr, s, ks[s], sites);
+            let mut best: Option<(f64, usize)> = None;
+            for &k in &pr.by_unary[s] {
+                if best.is_some_and(|(b, _)| pr.unary[s][k] >= b) {
+                    break;
+                }
+                if k == ks[s] || !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
+                    continue;
+                }
+                let c = move_cost(pr, s, k, sites);
+                if c.is_finite() && best.is_none_or(|(b, _)| c < b) {
+                    best = Some((c, k));
+                }
+            }
+            cap.take(sites[s], pr.cpu[s], pr.mem[s]);
+            best.map(|(c, k)| (pr.cand[s][k], c - here))
+        })
+        .collect()
 }
 
 /// The smallest set of requirements found whose relaxation lets the pipeline be placed.
