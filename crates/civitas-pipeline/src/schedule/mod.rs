@@ -367,8 +367,9 @@ pub(crate) struct Problem<'a> {
     pub reqs: Vec<Vec<Req>>,
     pub cand: Vec<Vec<usize>>,
     pub unary: Vec<Vec<f64>>,
-    /// Per stage, candidate indices by increasing unary cost: searches stop at the first
-    /// candidate whose unary cost alone is above the best found.
+    /// Per stage, candidate indices by increasing unary cost (the first
+    /// `2 × HEURISTIC_SHORTLIST` sorted, every later one costing at least as much): searches
+    /// stop at the first candidate whose unary cost alone is above the best found.
     pub by_unary: Vec<Vec<usize>>,
     /// Unweighted price per month of each candidate (for the budget).
     pub price: Vec<Vec<f64>>,
@@ -617,8 +618,18 @@ impl<'a> Problem<'a> {
                 }
             }
             self.excluded[s] = excluded;
+            // Sorted in full on small instances; on large ones only the shortlist is sorted
+            // and the rest merely follows it (every later entry costs at least as much), which
+            // is all the early exits of the searches need.
             let mut keyed: Vec<(f64, u32)> = self.unary[s].iter().enumerate().map(|(k, &u)| (u, k as u32)).collect();
-            keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let by = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+            let head = solve::SORTED_PREFIX;
+            if keyed.len() > head {
+                keyed.select_nth_unstable_by(head, by);
+                keyed[..head].sort_unstable_by(by);
+            } else {
+                keyed.sort_unstable_by(by);
+            }
             self.by_unary[s] = keyed.into_iter().map(|(_, k)| k as usize).collect();
         }
     }

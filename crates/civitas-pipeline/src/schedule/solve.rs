@@ -17,6 +17,10 @@ const EPS: f64 = 1e-9;
 /// gravity and preferences alone already lose. Instances with fewer candidates are scored whole.
 pub const HEURISTIC_SHORTLIST: usize = 128;
 
+/// How much of [`Problem::by_unary`] is sorted: past it, an entry above the best found
+/// does not mean every later one is.
+pub(crate) const SORTED_PREFIX: usize = 2 * HEURISTIC_SHORTLIST;
+
 /// Candidate indices the heuristic considers for stage `s`: the shortlist by unary cost,
 /// then the candidates on the sites of its placed neighbours.
 fn shortlist<'a>(pr: &'a Problem<'_>, s: usize, sites: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
@@ -131,9 +135,12 @@ impl BranchAndBound<'_, '_> {
         let mut total = 0.0;
         for &u in &self.order[depth..] {
             let mut best = f64::INFINITY;
-            for &k in &self.pr.by_unary[u] {
+            for (i, &k) in self.pr.by_unary[u].iter().enumerate() {
                 if self.pr.unary[u][k] >= best {
-                    break;
+                    if i < SORTED_PREFIX {
+                        break;
+                    }
+                    continue;
                 }
                 best = best.min(incremental(self.pr, u, k, &self.sites));
             }
@@ -237,9 +244,12 @@ pub(crate) fn heuristic(pr: &Problem<'_>) -> Option<Vec<usize>> {
         }
         if best.is_none() && pr.by_unary[s].len() > HEURISTIC_SHORTLIST {
             // The shortlist held no site that fits: look at every candidate before giving up.
-            for &k in &pr.by_unary[s] {
+            for (i, &k) in pr.by_unary[s].iter().enumerate() {
                 if best.is_some_and(|(b, _)| pr.unary[s][k] >= b) {
-                    break;
+                    if i < SORTED_PREFIX {
+                        break;
+                    }
+                    continue;
                 }
                 if !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
                     continue;
@@ -411,9 +421,12 @@ pub(crate) fn runners_up(pr: &Problem<'_>, sites: &[usize], ks: &[usize]) -> Vec
             cap.give(sites[s], pr.cpu[s], pr.mem[s]);
             let here = move_cost(pr, s, ks[s], sites);
             let mut best: Option<(f64, usize)> = None;
-            for &k in &pr.by_unary[s] {
+            for (i, &k) in pr.by_unary[s].iter().enumerate() {
                 if best.is_some_and(|(b, _)| pr.unary[s][k] >= b) {
-                    break;
+                    if i < SORTED_PREFIX {
+                        break;
+                    }
+                    continue;
                 }
                 if k == ks[s] || !cap.fits(pr.cand[s][k], pr.cpu[s], pr.mem[s]) {
                     continue;
