@@ -71,7 +71,9 @@ fn main() {
         let h = plan(&p, &none, &c, &heuristic);
         heuristic_time += t.elapsed();
         match (e, h) {
-            (Ok(e), Ok(h)) if e.optimal => gaps.push((h.objective.total - e.objective.total) / e.objective.total.max(1e-9)),
+            (Ok(e), Ok(h)) if e.optimal => {
+                gaps.push((h.objective.total - e.objective.total) / e.objective.total.max(1e-9))
+            }
             (Ok(e), _) if !e.optimal => unproven += 1,
             (Ok(_), Err(_)) => heuristic_missed += 1,
             _ => both_infeasible += 1,

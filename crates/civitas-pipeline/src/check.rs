@@ -135,7 +135,11 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
     let mut params: HashMap<&str, usize> = HashMap::new();
     for (i, param) in p.params.iter().enumerate() {
         if !valid_name(&param.name) {
-            d.push(Diagnostic::error("E0201", format!("`{}` is not a valid parameter name", param.name), loc(Loc::Param(i))));
+            d.push(Diagnostic::error(
+                "E0201",
+                format!("`{}` is not a valid parameter name", param.name),
+                loc(Loc::Param(i)),
+            ));
         }
         if let Some(&first) = params.get(param.name.as_str()) {
             d.push(
@@ -190,20 +194,32 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                 d.push(Diagnostic::error("E0110", format!("stage `{}` runs nothing", s.name), loc(Loc::Run(i))));
             }
             Run::Process { command } if command.first().is_none_or(|c| c.is_empty()) => {
-                d.push(Diagnostic::error("E0110", format!("stage `{}` has an empty command", s.name), loc(Loc::Run(i))));
+                d.push(Diagnostic::error(
+                    "E0110",
+                    format!("stage `{}` has an empty command", s.name),
+                    loc(Loc::Run(i)),
+                ));
             }
             _ => {}
         }
         let mut outputs: HashMap<&str, usize> = HashMap::new();
         for (j, o) in s.outputs.iter().enumerate() {
             if !valid_name(&o.name) {
-                d.push(Diagnostic::error("E0201", format!("`{}` is not a valid output name", o.name), loc(Loc::Output(i, j))));
+                d.push(Diagnostic::error(
+                    "E0201",
+                    format!("`{}` is not a valid output name", o.name),
+                    loc(Loc::Output(i, j)),
+                ));
             }
             if let Some(&first) = outputs.get(o.name.as_str()) {
                 d.push(
-                    Diagnostic::error("E0200", format!("output `{}` of stage `{}` is defined twice", o.name, s.name), loc(Loc::Output(i, j)))
-                        .label("defined again")
-                        .related(loc(Loc::Output(i, first)), "first defined here"),
+                    Diagnostic::error(
+                        "E0200",
+                        format!("output `{}` of stage `{}` is defined twice", o.name, s.name),
+                        loc(Loc::Output(i, j)),
+                    )
+                    .label("defined again")
+                    .related(loc(Loc::Output(i, first)), "first defined here"),
                 );
             } else {
                 outputs.insert(&o.name, j);
@@ -231,7 +247,9 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                         .related(loc(Loc::Stage(pidx)), format!("`{from}` is defined here"));
                         diag = match (nearest(o, outs.iter().copied()), outs.is_empty()) {
                             (Some(n), _) => diag.hint(format!("did you mean `{from}.{n}`?")),
-                            (None, true) => diag.hint(format!("`{from}` declares no output; add `output NAME: TYPE` to it")),
+                            (None, true) => {
+                                diag.hint(format!("`{from}` declares no output; add `output NAME: TYPE` to it"))
+                            }
                             (None, false) => diag.hint(format!("its outputs are: {}", outs.join(", "))),
                         };
                         d.push(diag);
@@ -241,19 +259,27 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                 None if producer.outputs.len() == 1 => Some(0),
                 None if producer.outputs.is_empty() => {
                     d.push(
-                        Diagnostic::error("E0204", format!("stage `{from}` produces nothing to read"), loc(Loc::Input(i, j)))
-                            .label("dangling input")
-                            .related(loc(Loc::Stage(pidx)), format!("`{from}` declares no output"))
-                            .hint(format!("add `output NAME: TYPE` to `{from}`, or remove this input")),
+                        Diagnostic::error(
+                            "E0204",
+                            format!("stage `{from}` produces nothing to read"),
+                            loc(Loc::Input(i, j)),
+                        )
+                        .label("dangling input")
+                        .related(loc(Loc::Stage(pidx)), format!("`{from}` declares no output"))
+                        .hint(format!("add `output NAME: TYPE` to `{from}`, or remove this input")),
                     );
                     None
                 }
                 None => {
                     let outs: Vec<String> = producer.outputs.iter().map(|x| format!("`{from}.{}`", x.name)).collect();
                     d.push(
-                        Diagnostic::error("E0205", format!("stage `{from}` has several outputs; say which"), loc(Loc::Input(i, j)))
-                            .label("ambiguous input")
-                            .hint(format!("write one of {}", outs.join(", "))),
+                        Diagnostic::error(
+                            "E0205",
+                            format!("stage `{from}` has several outputs; say which"),
+                            loc(Loc::Input(i, j)),
+                        )
+                        .label("ambiguous input")
+                        .hint(format!("write one of {}", outs.join(", "))),
                     );
                     None
                 }
@@ -280,18 +306,28 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                 }
                 if input.bytes_per_hour.is_some() {
                     d.push(
-                        Diagnostic::warning("W0305", "the volume of a stage input is its producer's", loc(Loc::Input(i, j)))
-                            .label("ignored")
-                            .hint(format!("set `volume` on the output of `{from}` instead")),
+                        Diagnostic::warning(
+                            "W0305",
+                            "the volume of a stage input is its producer's",
+                            loc(Loc::Input(i, j)),
+                        )
+                        .label("ignored")
+                        .hint(format!("set `volume` on the output of `{from}` instead")),
                     );
                 }
             }
         }
         if s.inputs.is_empty() && s.triggers.is_empty() {
             d.push(
-                Diagnostic::error("E0208", format!("stage `{}` never runs: it has no input and no trigger", s.name), loc(Loc::Stage(i)))
-                    .label("never runs")
-                    .hint("give it an input, or a trigger such as `trigger every 5m` or `trigger on event \"http.request\"`"),
+                Diagnostic::error(
+                    "E0208",
+                    format!("stage `{}` never runs: it has no input and no trigger", s.name),
+                    loc(Loc::Stage(i)),
+                )
+                .label("never runs")
+                .hint(
+                    "give it an input, or a trigger such as `trigger every 5m` or `trigger on event \"http.request\"`",
+                ),
             );
         }
         if let Some(c) = s.resources.cpu_cores
@@ -330,7 +366,11 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                         d.push(
                             Diagnostic::error(
                                 "E0210",
-                                format!("stage `{}` must be in {} `{other}` and `{value}` at once", s.name, scope.as_str()),
+                                format!(
+                                    "stage `{}` must be in {} `{other}` and `{value}` at once",
+                                    s.name,
+                                    scope.as_str()
+                                ),
                                 l,
                             )
                             .label("contradicts")
@@ -379,7 +419,9 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                 }
                 Preferred::Near { stage } => {
                     if stage == &s.name {
-                        d.push(Diagnostic::error("E0209", "a stage is always near itself", l).label("names its own stage"));
+                        d.push(
+                            Diagnostic::error("E0209", "a stage is always near itself", l).label("names its own stage"),
+                        );
                     } else if !stage_index.contains_key(stage.as_str()) {
                         d.push(unknown_stage(stage, l, "this preference"));
                     }
@@ -390,9 +432,16 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                         && !tiers.contains(tier)
                     {
                         d.push(
-                            Diagnostic::warning("W0304", format!("this preference can never be met: the stage requires another tier than {}", tier.as_str()), l)
-                                .label("never met")
-                                .related(loc(Loc::Requirement(i, k)), "the tier requirement"),
+                            Diagnostic::warning(
+                                "W0304",
+                                format!(
+                                    "this preference can never be met: the stage requires another tier than {}",
+                                    tier.as_str()
+                                ),
+                                l,
+                            )
+                            .label("never met")
+                            .related(loc(Loc::Requirement(i, k)), "the tier requirement"),
                         );
                     }
                 }
@@ -435,7 +484,8 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                         .hint("add `min N`, e.g. `then scale in min 1 cooldown 10m`"),
                 ),
                 Action::Move { .. } | Action::Reschedule if pol.min.is_some() || pol.max.is_some() => d.push(
-                    Diagnostic::error("E0212", "`min` and `max` bound scaling, not moves", l.clone()).label("not scaling"),
+                    Diagnostic::error("E0212", "`min` and `max` bound scaling, not moves", l.clone())
+                        .label("not scaling"),
                 ),
                 _ => {}
             }
@@ -456,11 +506,18 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
         let path: Vec<&str> = cycle.iter().chain(std::iter::once(&first)).map(|&k| p.stages[k].name.as_str()).collect();
         // Point at the input of `first` that reads `closing`, the edge that closes the loop.
         let input = edges.iter().find(|e| e.0 == closing && e.1 == first).map(|e| e.2).unwrap_or(0);
-        let mut diag = Diagnostic::error("E0207", format!("the stages form a cycle: {}", path.join(" → ")), loc(Loc::Input(first, input)))
-            .label("closes the cycle")
-            .hint("a pipeline is acyclic: feed back through a view or an event instead");
+        let mut diag = Diagnostic::error(
+            "E0207",
+            format!("the stages form a cycle: {}", path.join(" → ")),
+            loc(Loc::Input(first, input)),
+        )
+        .label("closes the cycle")
+        .hint("a pipeline is acyclic: feed back through a view or an event instead");
         if cycle.len() > 1 {
-            diag = diag.related(loc(Loc::Stage(closing)), format!("`{}` is downstream of `{}`", p.stages[closing].name, p.stages[first].name));
+            diag = diag.related(
+                loc(Loc::Stage(closing)),
+                format!("`{}` is downstream of `{}`", p.stages[closing].name, p.stages[first].name),
+            );
         }
         d.push(diag);
     }
@@ -470,16 +527,23 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
         for (j, o) in s.outputs.iter().enumerate() {
             if !consumed.contains(&(i, j)) {
                 d.push(
-                    Diagnostic::warning("W0301", format!("output `{}.{}` is never read", s.name, o.name), loc(Loc::Output(i, j)))
-                        .label("unread")
-                        .hint("remove it, or read it from another stage"),
+                    Diagnostic::warning(
+                        "W0301",
+                        format!("output `{}.{}` is never read", s.name, o.name),
+                        loc(Loc::Output(i, j)),
+                    )
+                    .label("unread")
+                    .hint("remove it, or read it from another stage"),
                 );
             }
         }
     }
     for (i, param) in p.params.iter().enumerate() {
         if !used_params.contains(param.name.as_str()) {
-            d.push(Diagnostic::warning("W0302", format!("parameter `{}` is never used", param.name), loc(Loc::Param(i))).label("unused"));
+            d.push(
+                Diagnostic::warning("W0302", format!("parameter `{}` is never used", param.name), loc(Loc::Param(i)))
+                    .label("unused"),
+            );
         }
     }
     d
@@ -576,11 +640,17 @@ pub(crate) fn bind(
                 values.insert(param.name.clone(), v.clone());
             }
             None => {
-                let where_ = env.map_or("no environment was chosen".to_string(), |e| format!("environment `{}` does not set it", e.name));
+                let where_ = env.map_or("no environment was chosen".to_string(), |e| {
+                    format!("environment `{}` does not set it", e.name)
+                });
                 errs.push(
-                    Diagnostic::error("E0214", format!("parameter `{}` has no value: {where_}", param.name), at.locate(Loc::Param(i)))
-                        .label("no value")
-                        .hint(format!("give it a default (`param {} = \"…\"`) or set it in the environment", param.name)),
+                    Diagnostic::error(
+                        "E0214",
+                        format!("parameter `{}` has no value: {where_}", param.name),
+                        at.locate(Loc::Param(i)),
+                    )
+                    .label("no value")
+                    .hint(format!("give it a default (`param {} = \"…\"`) or set it in the environment", param.name)),
                 );
             }
         }

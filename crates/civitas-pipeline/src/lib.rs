@@ -38,8 +38,8 @@ pub mod schedule;
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Severity, SourceText, Span, line_col};
-pub use format::format_pipeline;
 pub use document::{PIPELINE_COLLECTION, PIPELINE_TYPE, from_json, to_json};
+pub use format::format_pipeline;
 pub use model::*;
 pub use parser::{Environment, Limits, MetricKind, ParsedFile, ParsedPipeline, SourceMap, StageSpans};
 pub use schedule::render_plan_table;
@@ -161,7 +161,11 @@ pub fn plan_checked(
                         format!("no site in the catalog can meet `{}`", r.requirement),
                         location,
                     )
-                    .label(if r.stage.is_empty() { "cannot be met".to_string() } else { format!("stage `{}`", r.stage) })
+                    .label(if r.stage.is_empty() {
+                        "cannot be met".to_string()
+                    } else {
+                        format!("stage `{}`", r.stage)
+                    })
                     .hint(format!("relax this requirement: {}", r.detail));
                     if let Some(n) = &r.nearest_site {
                         d.message = format!("{} (nearest site: {n})", d.message);
@@ -226,7 +230,11 @@ pub fn check_sources_with(sources: &[(String, String)], limits: &Limits) -> Resu
 fn check_json_source(index: usize, name: &str, text: &str, limits: &Limits, out: &mut Checked) -> Vec<Diagnostic> {
     let at = |pointer: String| Location::Pointer { pointer };
     if text.len() > limits.max_source_bytes {
-        return vec![Diagnostic::error("E0001", format!("the file is larger than {} bytes", limits.max_source_bytes), at(String::new()))];
+        return vec![Diagnostic::error(
+            "E0001",
+            format!("the file is larger than {} bytes", limits.max_source_bytes),
+            at(String::new()),
+        )];
     }
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -242,7 +250,11 @@ fn check_json_source(index: usize, name: &str, text: &str, limits: &Limits, out:
             Ok((pipeline, warnings)) => {
                 items.extend(warnings.into_iter().map(|w| prefixed(w, &prefix)));
                 if pipeline.stages.len() > limits.max_stages {
-                    items.push(Diagnostic::error("E0003", format!("more than {} stages in one pipeline", limits.max_stages), at(format!("{prefix}/stages"))));
+                    items.push(Diagnostic::error(
+                        "E0003",
+                        format!("more than {} stages in one pipeline", limits.max_stages),
+                        at(format!("{prefix}/stages")),
+                    ));
                     continue;
                 }
                 out.pipelines.push(CheckedPipeline { pipeline, source: index, spans: None });

@@ -5,6 +5,10 @@
 //! broken statement is reported and skipped and parsing goes on with the next one: a
 //! file's syntax errors come all at once. Input is bounded ([`Limits`]); nothing panics.
 
+// A statement's parse returns its diagnostic by value: errors are the cold path, and
+// boxing each one would only add an allocation to every syntax error.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 
 use civitas_model::{Tier, Urn};
@@ -160,7 +164,8 @@ struct Parser<'a> {
     diags: &'a mut Vec<Diagnostic>,
 }
 
-const STAGE_KEYWORDS: [&str; 9] = ["run", "input", "output", "trigger", "resources", "require", "prefer", "slo", "when"];
+const STAGE_KEYWORDS: [&str; 9] =
+    ["run", "input", "output", "trigger", "resources", "require", "prefer", "slo", "when"];
 const PIPELINE_KEYWORDS: [&str; 5] = ["version", "description", "param", "budget", "stage"];
 
 impl<'a> Parser<'a> {
@@ -399,9 +404,13 @@ impl<'a> Parser<'a> {
         };
         let source = self.source;
         let wrong = |expected: &str| {
-            Diagnostic::error("E0102", format!("`{metric}` is measured in {expected}"), Location::Source { source, span })
-                .label(format!("`{n}{unit}` is not {expected}"))
-                .hint(format!("write the threshold in {expected}"))
+            Diagnostic::error(
+                "E0102",
+                format!("`{metric}` is measured in {expected}"),
+                Location::Source { source, span },
+            )
+            .label(format!("`{n}{unit}` is not {expected}"))
+            .hint(format!("write the threshold in {expected}"))
         };
         match kind {
             MetricKind::Duration => self.duration_ms().map_err(|_| wrong("time, e.g. `200ms`")),
@@ -518,9 +527,13 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Eof => {
                     self.diags.push(
-                        Diagnostic::error("E0106", format!("environment `{}` is not closed", env.name), self.at(name_span))
-                            .label("opened here")
-                            .hint("add the missing `}`"),
+                        Diagnostic::error(
+                            "E0106",
+                            format!("environment `{}` is not closed", env.name),
+                            self.at(name_span),
+                        )
+                        .label("opened here")
+                        .hint("add the missing `}`"),
                     );
                     break;
                 }
@@ -571,7 +584,8 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 self.diags.push(
-                    self.unexpected("the pipeline's name, a URN").hint("name it e.g. `urn:pipeline:marketing:campaign`"),
+                    self.unexpected("the pipeline's name, a URN")
+                        .hint("name it e.g. `urn:pipeline:marketing:campaign`"),
                 );
                 None
             }
@@ -854,17 +868,25 @@ impl<'a> Parser<'a> {
                     "image" => Run::Image { reference: self.string("the image reference in quotes")? },
                     "wasm" => Run::Wasm { module: self.string("the module in quotes")? },
                     _ => {
-                        return Err(Diagnostic::error("E0108", format!("`{kind}` is not a kind of stage"), self.at(kspan))
-                            .label("unknown")
-                            .hint("use builtin, process, image or wasm"));
+                        return Err(Diagnostic::error(
+                            "E0108",
+                            format!("`{kind}` is not a kind of stage"),
+                            self.at(kspan),
+                        )
+                        .label("unknown")
+                        .hint("use builtin, process, image or wasm"));
                     }
                 };
                 let span = start.to(self.prev_span());
                 if *has_run {
-                    return Err(Diagnostic::error("E0200", format!("stage `{}` has two `run` statements", stage.name), self.at(span))
-                        .label("second `run`")
-                        .related(self.at(spans.run), "first `run` here")
-                        .hint("a stage runs one thing; split it into two stages"));
+                    return Err(Diagnostic::error(
+                        "E0200",
+                        format!("stage `{}` has two `run` statements", stage.name),
+                        self.at(span),
+                    )
+                    .label("second `run`")
+                    .related(self.at(spans.run), "first `run` here")
+                    .hint("a stage runs one thing; split it into two stages"));
                 }
                 *has_run = true;
                 stage.run = run;
@@ -930,7 +952,11 @@ impl<'a> Parser<'a> {
                     "every" => {
                         let ms = self.duration_ms()?;
                         if ms < 1.0 {
-                            return Err(Diagnostic::error("E0104", "an interval must be at least 1ms", self.at(self.prev_span())));
+                            return Err(Diagnostic::error(
+                                "E0104",
+                                "an interval must be at least 1ms",
+                                self.at(self.prev_span()),
+                            ));
                         }
                         Trigger::Every { interval_ms: ms as u64 }
                     }
@@ -963,8 +989,12 @@ impl<'a> Parser<'a> {
                         "cpu" => {
                             let (n, unit, span) = self.number("a number of cores")?;
                             if !unit.is_empty() || n <= 0.0 {
-                                return Err(Diagnostic::error("E0104", "cpu is a number of cores above 0", self.at(span))
-                                    .label("e.g. `0.5`"));
+                                return Err(Diagnostic::error(
+                                    "E0104",
+                                    "cpu is a number of cores above 0",
+                                    self.at(span),
+                                )
+                                .label("e.g. `0.5`"));
                             }
                             stage.resources.cpu_cores = Some(n);
                         }
@@ -1012,8 +1042,12 @@ impl<'a> Parser<'a> {
                 let weight = if self.eat_keyword("weight") {
                     let (w, unit, span) = self.number("a weight")?;
                     if !unit.is_empty() || w <= 0.0 || w > 1000.0 {
-                        return Err(Diagnostic::error("E0104", "a weight is a number above 0 and at most 1000", self.at(span))
-                            .label("out of range"));
+                        return Err(Diagnostic::error(
+                            "E0104",
+                            "a weight is a number above 0 and at most 1000",
+                            self.at(span),
+                        )
+                        .label("out of range"));
                     }
                     w
                 } else {
@@ -1024,9 +1058,9 @@ impl<'a> Parser<'a> {
             }
             "slo" => {
                 let (metric, mspan) = self.word("`latency.p99`, `throughput`, `availability` or `freshness`")?;
-                if !matches!(metric.as_str(), "throughput" | "availability" | "freshness")
-                    && !(metric.starts_with("latency.") && metric_kind(&metric).is_some())
-                {
+                let known = matches!(metric.as_str(), "throughput" | "availability" | "freshness")
+                    || (metric.starts_with("latency.") && metric_kind(&metric).is_some());
+                if !known {
                     let mut d = Diagnostic::error("E0103", format!("`{metric}` is not an SLO"), self.at(mspan))
                         .label("unknown");
                     d = match nearest(&metric, ["latency.p99", "throughput", "availability", "freshness"]) {
@@ -1134,7 +1168,7 @@ impl<'a> Parser<'a> {
             "latency" => {
                 self.keyword("to")?;
                 let (target, tspan) = self.word("`stage` or `view`")?;
-                let r = match target.as_str() {
+                match target.as_str() {
                     "stage" => {
                         let stage = self.word("a stage name")?.0;
                         self.latency_bound().map(|max_ms| Requirement::LatencyToStage { stage, max_ms })?
@@ -1153,8 +1187,7 @@ impl<'a> Parser<'a> {
                         return Err(Diagnostic::error("E0108", format!("latency to `{target}`?"), self.at(tspan))
                             .label("expected `stage` or `view`"));
                     }
-                };
-                r
+                }
             }
             "data" => {
                 self.keyword("never")?;
@@ -1171,8 +1204,8 @@ impl<'a> Parser<'a> {
                 Requirement::DataNeverLeaves { scope, value: self.value("a region or jurisdiction")? }
             }
             _ => {
-                let mut d =
-                    Diagnostic::error("E0108", format!("`{kind}` is not a requirement"), self.at(kspan)).label("unknown");
+                let mut d = Diagnostic::error("E0108", format!("`{kind}` is not a requirement"), self.at(kspan))
+                    .label("unknown");
                 d = match nearest(&kind, ["tier", "region", "jurisdiction", "capability", "latency", "data"]) {
                     Some(n) => d.hint(format!("did you mean `{n}`?")),
                     None => d.hint("use tier, region, jurisdiction, capability, latency to … or data never leaves …"),

@@ -132,8 +132,8 @@ fn a_budget_too_small_is_the_requirement_to_relax() {
         .unwrap()
         .replace("budget 400 EUR per month", "budget 1 EUR per month");
     let checked = check_sources(&[("m.civ".into(), text)]).unwrap_or_else(|d| panic!("{d}"));
-    let err = plan_checked(&checked, &checked.pipelines[0], None, &city(), &PlanOptions::default())
-        .expect_err("too cheap");
+    let err =
+        plan_checked(&checked, &checked.pipelines[0], None, &city(), &PlanOptions::default()).expect_err("too cheap");
     assert_eq!(err.items.len(), 1, "{err}");
     assert!(err.items[0].message.contains("budget 1.00 per month"), "{err}");
 }

@@ -16,12 +16,9 @@ fn example(name: &str) -> (String, String) {
 
 #[test]
 fn the_examples_check_clean() {
-    let checked = check_sources(&[
-        example("marketing-campaign.civ"),
-        example("e-health.civ"),
-        example("environments.civ"),
-    ])
-    .unwrap_or_else(|d| panic!("{d}"));
+    let checked =
+        check_sources(&[example("marketing-campaign.civ"), example("e-health.civ"), example("environments.civ")])
+            .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(checked.pipelines.len(), 2);
     assert_eq!(checked.environments.len(), 4);
     assert!(checked.warnings.items.is_empty(), "{}", checked.warnings);
@@ -269,7 +266,17 @@ fn limits_bound_size_depth_and_stage_count() {
 
 #[test]
 fn garbage_never_panics_and_always_explains() {
-    for text in ["", "}", "{", "pipeline", "pipeline urn:", "pipeline urn:a:b { stage", "\"open", "é ü \u{0}", "pipeline urn:pipeline:x { version \"1\" stage a { run builtin \"x\" input urn:a:b:c volume 3XB/h } }"] {
+    for text in [
+        "",
+        "}",
+        "{",
+        "pipeline",
+        "pipeline urn:",
+        "pipeline urn:a:b { stage",
+        "\"open",
+        "é ü \u{0}",
+        "pipeline urn:pipeline:x { version \"1\" stage a { run builtin \"x\" input urn:a:b:c volume 3XB/h } }",
+    ] {
         match check_sources(&[("g.civ".into(), text.to_string())]) {
             Ok(c) => assert!(c.pipelines.is_empty() || !text.is_empty()),
             Err(d) => assert!(d.has_errors() && !d.render().is_empty()),

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use civitas_pipeline::schedule::{Continuum, Plan, PlanOptions, ScheduleError, Solver, plan, synthetic};
-use civitas_pipeline::{InputSource, Pipeline, Requirement, Scope, Value, check_sources, format_pipeline, from_json, to_json};
+use civitas_pipeline::{
+    InputSource, Pipeline, Requirement, Scope, Value, check_sources, format_pipeline, from_json, to_json,
+};
 use proptest::prelude::*;
 
 /// Every hard requirement and capacity, checked from the model and the sites directly.
@@ -50,13 +52,16 @@ fn violations(p: &Pipeline, c: &Continuum, plan: &Plan) -> Vec<String> {
         for r in reqs {
             let ok = match r {
                 Requirement::Tier { tiers } => tiers.contains(&site.tier),
-                Requirement::Within { scope, value: Value::Literal(v) } | Requirement::DataNeverLeaves { scope, value: Value::Literal(v) } => match scope {
+                Requirement::Within { scope, value: Value::Literal(v) }
+                | Requirement::DataNeverLeaves { scope, value: Value::Literal(v) } => match scope {
                     Scope::Region => &site.region == v,
                     Scope::Jurisdiction => site.jurisdiction.as_ref() == Some(v),
                 },
                 Requirement::Capabilities { names } => names.iter().all(|n| site.capabilities.contains(n)),
                 Requirement::LatencyToStage { stage, max_ms } => c.latency_ms(idx, site_of[stage.as_str()]) <= *max_ms,
-                Requirement::LatencyToView { view, max_ms } => c.view_sites(view).iter().any(|&v| c.latency_ms(v, idx) <= *max_ms),
+                Requirement::LatencyToView { view, max_ms } => {
+                    c.view_sites(view).iter().any(|&v| c.latency_ms(v, idx) <= *max_ms)
+                }
                 _ => true,
             };
             if !ok {

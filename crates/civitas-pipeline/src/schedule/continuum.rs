@@ -45,7 +45,10 @@ impl Continuum {
         let mut adjacency: Vec<Vec<(usize, f32, f32)>> = vec![Vec::new(); n];
         for l in links {
             let (Some(&a), Some(&b)) = (index.get(&l.from), index.get(&l.to)) else {
-                return Err(ScheduleError::Catalog(format!("link {} joins a site that is not in the catalog", l.header.name)));
+                return Err(ScheduleError::Catalog(format!(
+                    "link {} joins a site that is not in the catalog",
+                    l.header.name
+                )));
             };
             let price = |from: usize| {
                 l.egress_price_per_gb.or(sites[from].prices.egress_gb).unwrap_or(DEFAULT_EGRESS_PER_GB) as f32
@@ -85,7 +88,8 @@ impl Continuum {
         let mut views: HashMap<Urn, Vec<usize>> = HashMap::new();
         for inst in instances {
             let Some(site) = inst.site.as_ref().and_then(|s| index.get(s)) else { continue };
-            let served: Vec<Urn> = if inst.views.is_empty() { vec![inst.data_unit.clone()] } else { inst.views.clone() };
+            let served: Vec<Urn> =
+                if inst.views.is_empty() { vec![inst.data_unit.clone()] } else { inst.views.clone() };
             for v in served {
                 let e = views.entry(v).or_default();
                 if !e.contains(site) {

@@ -61,7 +61,8 @@ pub fn render_plan_table(plan: &Plan) -> String {
         }
         for x in &e.excluded {
             let more = if x.sites > x.examples.len() { ", …" } else { "" };
-            let _ = writeln!(out, "  ✗ {} excluded {} site(s): {}{more}", x.requirement, x.sites, x.examples.join(", "));
+            let _ =
+                writeln!(out, "  ✗ {} excluded {} site(s): {}{more}", x.requirement, x.sites, x.examples.join(", "));
         }
         match &e.runner_up {
             Some(r) => {

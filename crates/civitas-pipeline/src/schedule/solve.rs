@@ -345,7 +345,8 @@ fn local_search(pr: &Problem<'_>, sites: &mut [usize], ks: &mut [usize], cap: &m
             let Some(k) = pr.cand[b].iter().position(|&x| x == sites[a]) else { continue };
             let before = move_cost(pr, b, ks[b], sites);
             cap.give(sites[b], pr.cpu[b], pr.mem[b]);
-            let after = if cap.fits(sites[a], pr.cpu[b], pr.mem[b]) { move_cost(pr, b, k, sites) } else { f64::INFINITY };
+            let after =
+                if cap.fits(sites[a], pr.cpu[b], pr.mem[b]) { move_cost(pr, b, k, sites) } else { f64::INFINITY };
             if after < before - EPS {
                 ks[b] = k;
                 sites[b] = sites[a];
@@ -413,8 +414,8 @@ fn repair_budget(
 /// For every stage, the best other site with the rest fixed, and how much more it costs.
 pub(crate) fn runners_up(pr: &Problem<'_>, sites: &[usize], ks: &[usize]) -> Vec<Option<(usize, f64)>> {
     let mut cap = Capacity::new(pr.c);
-    for x in 0..pr.n {
-        cap.take(sites[x], pr.cpu[x], pr.mem[x]);
+    for (x, &site) in sites.iter().enumerate() {
+        cap.take(site, pr.cpu[x], pr.mem[x]);
     }
     (0..pr.n)
         .map(|s| {
@@ -469,12 +470,10 @@ pub(crate) fn relaxations(
                 failed[site].push(k);
             }
         }
-        let shortfall = |x: usize| -> usize {
-            failed[x].iter().map(|&k| pr.reqs[s].get(k).map_or(1, |r| r.shortfall(c, x))).sum()
-        };
-        let nearest = (0..c.sites.len())
-            .filter(|&x| !failed[x].is_empty())
-            .min_by_key(|&x| (failed[x].len(), shortfall(x), x));
+        let shortfall =
+            |x: usize| -> usize { failed[x].iter().map(|&k| pr.reqs[s].get(k).map_or(1, |r| r.shortfall(c, x))).sum() };
+        let nearest =
+            (0..c.sites.len()).filter(|&x| !failed[x].is_empty()).min_by_key(|&x| (failed[x].len(), shortfall(x), x));
         let Some(site) = nearest else {
             relax.push(Relaxation {
                 stage: pipeline.stages[s].name.clone(),
@@ -524,7 +523,11 @@ pub(crate) fn relaxations(
         for (s, j) in removed {
             p.stages[s].requirements.remove(j);
         }
-        let opts = PlanOptions { solver: if pr.n <= options.exact_max_stages { Solver::Exact } else { Solver::Heuristic }, exact_node_limit: 200_000, ..options.clone() };
+        let opts = PlanOptions {
+            solver: if pr.n <= options.exact_max_stages { Solver::Exact } else { Solver::Heuristic },
+            exact_node_limit: 200_000,
+            ..options.clone()
+        };
         match super::Problem::new(&p, values, c, options.weights) {
             Ok(q) if q.cand.iter().all(|v| !v.is_empty()) => match opts.solver {
                 Solver::Exact => exact(&q, opts.exact_node_limit).is_some(),
@@ -536,7 +539,8 @@ pub(crate) fn relaxations(
     let describe = |d: usize| -> Relaxation {
         match joint[d] {
             Some((s, j)) => {
-                let l = pr.limits.iter().find(|l| l.stage == s && l.index == j).expect("joint entries come from limits");
+                let l =
+                    pr.limits.iter().find(|l| l.stage == s && l.index == j).expect("joint entries come from limits");
                 Relaxation {
                     stage: pipeline.stages[s].name.clone(),
                     stage_index: s,
@@ -577,8 +581,9 @@ pub(crate) fn relaxations(
             requirement_index: None,
             requirement: "capacity".into(),
             nearest_site: None,
-            detail: "the stages' feasible sites do not have room for all of them together; add capacity or lower resources"
-                .into(),
+            detail:
+                "the stages' feasible sites do not have room for all of them together; add capacity or lower resources"
+                    .into(),
         }],
     }
 }

@@ -62,7 +62,7 @@ pub fn continuum(seed: u64, sites: usize) -> Continuum {
     let fogs = (sites / 10).max(1).min(sites - clouds);
     let mut list = Vec::with_capacity(sites);
     let mut links = Vec::new();
-    let jurisdiction = |i: usize| if i % 2 == 0 { "AT" } else { "DE" };
+    let jurisdiction = |i: usize| if i.is_multiple_of(2) { "AT" } else { "DE" };
     for i in 0..sites {
         let (tier, region, caps, cpu, mem_gib, cpu_hour) = if i < clouds {
             (Tier::Cloud, format!("cloud-{i}"), vec!["docker", "tee", "gpu"], 512.0, 2048u64, rng.range(0.03, 0.045))
@@ -207,10 +207,13 @@ pub fn pipeline(seed: u64, stages: usize) -> Pipeline {
         if rng.chance(0.1) {
             requirements.push(Requirement::Capabilities { names: vec!["tee".into()] });
         }
-        if i > 0 && rng.chance(0.1) {
-            if let Some(InputSource::Stage { stage, .. }) = inputs.iter().map(|x| &x.from).find(|f| matches!(f, InputSource::Stage { .. })) {
-                requirements.push(Requirement::LatencyToStage { stage: stage.clone(), max_ms: rng.range(15.0, 60.0).round() });
-            }
+        if i > 0
+            && rng.chance(0.1)
+            && let Some(InputSource::Stage { stage, .. }) =
+                inputs.iter().map(|x| &x.from).find(|f| matches!(f, InputSource::Stage { .. }))
+        {
+            requirements
+                .push(Requirement::LatencyToStage { stage: stage.clone(), max_ms: rng.range(15.0, 60.0).round() });
         }
         let mut preferences = Vec::new();
         if rng.chance(0.3) {
