@@ -283,3 +283,71 @@ fn garbage_never_panics_and_always_explains() {
         }
     }
 }
+
+#[test]
+fn check_files_reads_dsl_and_json_and_reports_unreadable_files() {
+    let dir = format!("{}/../../examples/pipelines", env!("CARGO_MANIFEST_DIR"));
+    let checked =
+        civitas_pipeline::check_files(&[format!("{dir}/marketing-campaign.civ"), format!("{dir}/environments.civ")])
+            .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(checked.pipelines.len(), 1);
+    assert_eq!(checked.environment("vienna").map(|e| e.values["cloud"].as_str()), Some("azure"));
+    let err = civitas_pipeline::check_files(&[format!("{dir}/marketing-campaign.civ"), format!("{dir}/missing.civ")])
+        .expect_err("a file is missing");
+    assert_eq!(err.items.len(), 1);
+    assert_eq!(err.items[0].code, "E0004");
+    assert!(err.render().contains("missing.civ:1:1"), "{err}");
+}
+
+#[test]
+fn pipelines_defined_twice_across_files_are_refused() {
+    let (name, text) = example("e-health.civ");
+    let err = check_sources(&[(name.clone(), text.clone()), ("copy.civ".into(), text)]).expect_err("duplicate");
+    assert_eq!(err.items.len(), 1, "{err}");
+    assert!(err.render().contains("pipeline `urn:pipeline:ehealth:home-care` is defined twice"), "{err}");
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    fn campaign() -> String {
+        super::example("marketing-campaign.civ").1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn on_arbitrary_text(text in ".{0,400}") {
+            if let Err(d) = civitas_pipeline::check_sources(&[("x.civ".into(), text)]) {
+                prop_assert!(d.has_errors());
+                let _ = d.render();
+            }
+        }
+
+        #[test]
+        fn on_a_mutated_example(cut in 0usize..4000, len in 0usize..40, insert in "[{}\"<>=:;$#a-z0-9 \n]{0,8}") {
+            let mut text = campaign();
+            let start = text.char_indices().map(|(i, _)| i).find(|&i| i >= cut.min(text.len())).unwrap_or(text.len());
+            let end = text.char_indices().map(|(i, _)| i).find(|&i| i >= start + len).unwrap_or(text.len());
+            text.replace_range(start..end, &insert);
+            match civitas_pipeline::check_sources(&[("m.civ".into(), text.clone())]) {
+                Ok(c) => {
+                    for p in &c.pipelines {
+                        let again = civitas_pipeline::check_sources(&[("f.civ".into(), civitas_pipeline::format_pipeline(&p.pipeline))])
+                            .map_err(|d| TestCaseError::fail(d.to_string()))?;
+                        prop_assert_eq!(&again.pipelines[0].pipeline, &p.pipeline);
+                    }
+                }
+                Err(d) => {
+                    for item in &d.items {
+                        if let civitas_pipeline::Location::Source { span, .. } = &item.location {
+                            prop_assert!(span.end <= text.len());
+                        }
+                    }
+                    let _ = d.render();
+                }
+            }
+        }
+    }
+}
