@@ -29,7 +29,7 @@ pub fn to_json(p: &Pipeline) -> Value {
 }
 
 /// Decodes and checks a JSON-LD pipeline; `source_name` names it in diagnostics.
-/// Shape errors stop at the first (serde); semantic errors all come at once, at JSON pointers.
+/// Shape errors stop at the first (with its JSON pointer); semantic errors all come at once.
 pub fn from_json(value: &Value, source_name: &str) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
     let sources = vec![SourceText { name: source_name.to_string(), text: String::new() }];
     let fail = |pointer: &str, message: String| Diagnostics {
@@ -57,7 +57,20 @@ pub fn from_json(value: &Value, source_name: &str) -> Result<(Pipeline, Vec<Diag
     body.remove("@context");
     body.remove("@type");
     body.remove("@id");
-    let pipeline: Pipeline = serde_json::from_value(Value::Object(body)).map_err(|e| fail("", e.to_string()))?;
+    let pipeline: Pipeline = serde_path_to_error::deserialize(Value::Object(body)).map_err(|e| {
+        let pointer: String = e
+            .path()
+            .iter()
+            .filter_map(|seg| match seg {
+                serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+                serde_path_to_error::Segment::Map { key } => {
+                    Some(format!("/{}", civitas_model::escape_pointer_token(key)))
+                }
+                serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        fail(&pointer, e.into_inner().to_string())
+    })?;
     let diags = check_pipeline(&pipeline, &JsonPointers);
     if diags.iter().any(|d| d.severity == crate::Severity::Error) {
         return Err(Diagnostics { sources, items: diags });

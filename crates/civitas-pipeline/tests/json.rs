@@ -69,4 +69,9 @@ fn json_errors_point_into_the_document() {
     json["stages"][0]["colour"] = "red".into();
     let err = from_json(&json, "campaign.json").expect_err("unknown field");
     assert!(err.render().contains("unknown field `colour`"), "{err}");
+    assert!(err.render().contains("campaign.json#/stages/0"), "{err}");
+    let mut json = to_json(&examples()[0]);
+    json["stages"][2]["resources"]["cpuCores"] = "many".into();
+    let err = from_json(&json, "campaign.json").expect_err("not a number");
+    assert!(err.render().contains("campaign.json#/stages/2/resources/cpuCores"), "{err}");
 }
