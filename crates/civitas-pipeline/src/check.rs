@@ -54,10 +54,11 @@ impl Locate for SourceMap {
     }
 }
 
-/// Points into a JSON-LD `Pipeline` document.
-pub(crate) struct JsonPointers;
+/// Points into a JSON-LD `Pipeline` document: source index, and the document's own
+/// pointer when it sits in an array (`/2`).
+pub(crate) struct JsonPointers<'a>(pub usize, pub &'a str);
 
-impl Locate for JsonPointers {
+impl Locate for JsonPointers<'_> {
     fn locate(&self, loc: Loc) -> Location {
         let pointer = match loc {
             Loc::Pipeline => String::new(),
@@ -73,7 +74,7 @@ impl Locate for JsonPointers {
             Loc::Slo(i, j) => format!("/stages/{i}/slos/{j}"),
             Loc::Policy(i, j) => format!("/stages/{i}/policies/{j}"),
         };
-        Location::Pointer { pointer }
+        Location::Pointer { source: self.0, pointer: format!("{}{pointer}", self.1) }
     }
 }
 

@@ -50,6 +50,8 @@ pub enum Location {
     },
     /// A JSON pointer into a JSON-LD document.
     Pointer {
+        /// Which source (index into [`Diagnostics::sources`]).
+        source: usize,
         /// The pointer.
         pointer: String,
     },
@@ -155,9 +157,9 @@ impl Diagnostics {
                 }
                 None => "<unknown>".into(),
             },
-            Location::Pointer { pointer } => {
+            Location::Pointer { source, pointer } => {
                 let at = if pointer.is_empty() { "/" } else { pointer };
-                match self.sources.first() {
+                match self.sources.get(*source) {
                     Some(s) => format!("{}#{at}", s.name),
                     None => at.to_string(),
                 }

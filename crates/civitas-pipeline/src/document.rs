@@ -35,7 +35,7 @@ pub fn from_json(value: &Value, source_name: &str) -> Result<(Pipeline, Vec<Diag
     let fail = |pointer: &str, message: String| Diagnostics {
         sources: sources.clone(),
         items: vec![
-            Diagnostic::error("E0400", message, Location::Pointer { pointer: pointer.to_string() })
+            Diagnostic::error("E0400", message, Location::Pointer { source: 0, pointer: pointer.to_string() })
                 .label("invalid document")
                 .hint("compare with `civitas pipeline check FILE.civ -o json` output, or docs/pipelines.md"),
         ],
@@ -71,7 +71,7 @@ pub fn from_json(value: &Value, source_name: &str) -> Result<(Pipeline, Vec<Diag
             .collect();
         fail(&pointer, e.into_inner().to_string())
     })?;
-    let diags = check_pipeline(&pipeline, &JsonPointers);
+    let diags = check_pipeline(&pipeline, &JsonPointers(0, ""));
     if diags.iter().any(|d| d.severity == crate::Severity::Error) {
         return Err(Diagnostics { sources, items: diags });
     }

@@ -69,6 +69,8 @@ pub struct CheckedPipeline {
     pub source: usize,
     /// Its spans, when it came from DSL text (None for JSON-LD).
     pub spans: Option<SourceMap>,
+    /// For JSON-LD: the document's pointer in its file (`""`, or `/2` in an array).
+    pub pointer: String,
 }
 
 /// The result of checking one or more inputs that hold no error.
@@ -104,7 +106,9 @@ impl Checked {
     ) -> Result<std::collections::BTreeMap<String, String>, Diagnostics> {
         let r = match &pipeline.spans {
             Some(spans) => check::bind(&pipeline.pipeline, environment, spans),
-            None => check::bind(&pipeline.pipeline, environment, &check::JsonPointers),
+            None => {
+                check::bind(&pipeline.pipeline, environment, &check::JsonPointers(pipeline.source, &pipeline.pointer))
+            }
         };
         r.map_err(|items| Diagnostics { sources: self.warnings.sources.clone(), items })
     }
@@ -113,7 +117,10 @@ impl Checked {
     pub(crate) fn requirement_location(&self, pipeline: &CheckedPipeline, stage: usize, req: usize) -> Location {
         match &pipeline.spans {
             Some(s) => check::Locate::locate(s, check::Loc::Requirement(stage, req)),
-            None => check::Locate::locate(&check::JsonPointers, check::Loc::Requirement(stage, req)),
+            None => check::Locate::locate(
+                &check::JsonPointers(pipeline.source, &pipeline.pointer),
+                check::Loc::Requirement(stage, req),
+            ),
         }
     }
 }
@@ -137,7 +144,7 @@ pub fn plan_checked(
     let sources = checked.warnings.sources.clone();
     let whole = || match &pipeline.spans {
         Some(s) => Location::Source { source: s.source, span: s.pipeline },
-        None => Location::Pointer { pointer: String::new() },
+        None => Location::Pointer { source: pipeline.source, pointer: pipeline.pointer.clone() },
     };
     schedule::plan(&pipeline.pipeline, &values, continuum, &options).map_err(|e| {
         let items = match e {
@@ -152,7 +159,10 @@ pub fn plan_checked(
                                 source: s.source,
                                 span: s.stages.get(r.stage_index).map_or(s.pipeline, |x| x.name),
                             },
-                            None => Location::Pointer { pointer: format!("/stages/{}", r.stage_index) },
+                            None => Location::Pointer {
+                                source: pipeline.source,
+                                pointer: format!("{}/stages/{}", pipeline.pointer, r.stage_index),
+                            },
                         },
                         None => whole(),
                     };
@@ -211,7 +221,12 @@ pub fn check_sources_with(sources: &[(String, String)], limits: &Limits) -> Resu
                 continue;
             }
             seen.insert(pp.pipeline.name.as_str().to_string(), here);
-            out.pipelines.push(CheckedPipeline { pipeline: pp.pipeline, source: index, spans: Some(pp.spans) });
+            out.pipelines.push(CheckedPipeline {
+                pipeline: pp.pipeline,
+                source: index,
+                spans: Some(pp.spans),
+                pointer: String::new(),
+            });
         }
         out.environments.extend(parsed.environments.into_iter().map(|(e, _)| e));
         diags.sort_by_key(|d| match &d.location {
@@ -228,7 +243,7 @@ pub fn check_sources_with(sources: &[(String, String)], limits: &Limits) -> Resu
 }
 
 fn check_json_source(index: usize, name: &str, text: &str, limits: &Limits, out: &mut Checked) -> Vec<Diagnostic> {
-    let at = |pointer: String| Location::Pointer { pointer };
+    let at = |pointer: String| Location::Pointer { source: index, pointer };
     if text.len() > limits.max_source_bytes {
         return vec![Diagnostic::error(
             "E0001",
@@ -248,7 +263,7 @@ fn check_json_source(index: usize, name: &str, text: &str, limits: &Limits, out:
     for (prefix, doc) in docs {
         match from_json(doc, name) {
             Ok((pipeline, warnings)) => {
-                items.extend(warnings.into_iter().map(|w| prefixed(w, &prefix)));
+                items.extend(warnings.into_iter().map(|w| prefixed(w, &prefix, index)));
                 if pipeline.stages.len() > limits.max_stages {
                     items.push(Diagnostic::error(
                         "E0003",
@@ -257,20 +272,20 @@ fn check_json_source(index: usize, name: &str, text: &str, limits: &Limits, out:
                     ));
                     continue;
                 }
-                out.pipelines.push(CheckedPipeline { pipeline, source: index, spans: None });
+                out.pipelines.push(CheckedPipeline { pipeline, source: index, spans: None, pointer: prefix.clone() });
             }
-            Err(d) => items.extend(d.items.into_iter().map(|w| prefixed(w, &prefix))),
+            Err(d) => items.extend(d.items.into_iter().map(|w| prefixed(w, &prefix, index))),
         }
     }
     items
 }
 
-fn prefixed(mut d: Diagnostic, prefix: &str) -> Diagnostic {
-    if let Location::Pointer { pointer } = &mut d.location {
-        *pointer = format!("{prefix}{pointer}");
-    }
-    for (l, _) in &mut d.related {
-        if let Location::Pointer { pointer } = l {
+/// Moves a diagnostic of a decoded document to its place in a file: the file's source
+/// index, and the document's index in an array in front of the pointer.
+fn prefixed(mut d: Diagnostic, prefix: &str, index: usize) -> Diagnostic {
+    for l in std::iter::once(&mut d.location).chain(d.related.iter_mut().map(|(l, _)| l)) {
+        if let Location::Pointer { source, pointer } = l {
+            *source = index;
             *pointer = format!("{prefix}{pointer}");
         }
     }

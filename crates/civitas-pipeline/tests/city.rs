@@ -137,3 +137,26 @@ fn a_budget_too_small_is_the_requirement_to_relax() {
     assert_eq!(err.items.len(), 1, "{err}");
     assert!(err.items[0].message.contains("budget 1.00 per month"), "{err}");
 }
+
+#[test]
+fn json_pipelines_are_planned_and_refusals_point_into_the_right_file() {
+    let text = std::fs::read_to_string(format!("{}/e-health.civ", dir()))
+        .unwrap()
+        .replace("require capability home-gateway", "require capability home-gateway, gpu");
+    let dsl = check_sources(&[("e-health.civ".into(), text)]).unwrap_or_else(|d| panic!("{d}"));
+    let campaign = checked().pipeline("campaign").unwrap().pipeline.clone();
+    let array = serde_json::json!([
+        civitas_pipeline::to_json(&campaign),
+        civitas_pipeline::to_json(&dsl.pipelines[0].pipeline)
+    ]);
+    let env = std::fs::read_to_string(format!("{}/environments.civ", dir())).unwrap();
+    let checked = check_sources(&[("environments.civ".into(), env), ("pipes.json".into(), array.to_string())])
+        .unwrap_or_else(|d| panic!("{d}"));
+    let vienna = checked.environment("vienna");
+    let plan = plan_checked(&checked, &checked.pipelines[0], vienna, &city(), &PlanOptions::default())
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(plan.site_of("redirector"), Some("urn:site:vienna:edge-pop-1"));
+    let err = plan_checked(&checked, &checked.pipelines[1], vienna, &city(), &PlanOptions::default())
+        .expect_err("no gateway has a GPU");
+    assert!(err.render().contains("--> pipes.json#/1/stages/0/requirements/1"), "{err}");
+}
