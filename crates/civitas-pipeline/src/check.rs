@@ -28,6 +28,12 @@ pub(crate) enum Loc {
 /// Maps pipeline items to places in what the user wrote.
 pub(crate) trait Locate {
     fn locate(&self, loc: Loc) -> Location;
+
+    /// Whether a stage lost a statement to a syntax error: checks that depend on what the
+    /// stage lacks would then only repeat that error.
+    fn lost_statements(&self, _stage: usize) -> bool {
+        false
+    }
 }
 
 impl Locate for SourceMap {
@@ -51,6 +57,10 @@ impl Locate for SourceMap {
             Loc::Policy(i, j) => pick(i, &|s| s.policies.get(j).copied()),
         };
         Location::Source { source: self.source, span }
+    }
+
+    fn lost_statements(&self, stage: usize) -> bool {
+        self.stages.get(stage).is_some_and(|s| s.had_syntax_error)
     }
 }
 
@@ -318,7 +328,7 @@ pub(crate) fn check_pipeline(p: &Pipeline, at: &dyn Locate) -> Vec<Diagnostic> {
                 }
             }
         }
-        if s.inputs.is_empty() && s.triggers.is_empty() {
+        if s.inputs.is_empty() && s.triggers.is_empty() && !at.lost_statements(i) {
             d.push(
                 Diagnostic::error(
                     "E0208",

@@ -91,6 +91,8 @@ pub struct StageSpans {
     pub policies: Vec<Span>,
     /// Each trigger.
     pub triggers: Vec<Span>,
+    /// Whether a statement of the stage failed to parse (so what it would have said is unknown).
+    pub had_syntax_error: bool,
 }
 
 /// A pipeline as parsed, with its spans.
@@ -817,6 +819,9 @@ impl<'a> Parser<'a> {
                     if let Err(d) = r.and_then(|_| self.end_of_statement()) {
                         self.diags.push(d);
                         self.recover();
+                        spans.had_syntax_error = true;
+                        // A broken `run` is reported; "runs nothing" would only repeat it.
+                        has_run |= w == "run";
                     }
                 }
                 _ => {

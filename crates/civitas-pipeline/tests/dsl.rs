@@ -47,13 +47,6 @@ fn syntax_errors_come_all_at_once_and_parsing_goes_on() {
 }
 "#,
         expect![[r#"
-            error[E0208]: stage `a` never runs: it has no input and no trigger
-              --> bad.civ:3:9
-              |
-            3 |   stage a {
-              |         ^ never runs
-              = hint: give it an input, or a trigger such as `trigger every 5m` or `trigger on event "http.request"`
-
             error[E0102]: `5` needs a unit of time
               --> bad.civ:5:19
               |
@@ -86,7 +79,7 @@ fn syntax_errors_come_all_at_once_and_parsing_goes_on() {
                |                  ^^^^ not a tier
               = hint: use edge, fog or cloud
 
-            5 errors, 0 warnings"#]],
+            4 errors, 0 warnings"#]],
     );
 }
 
