@@ -157,7 +157,7 @@ pub fn continuum(seed: u64, sites: usize) -> Continuum {
 
 /// A DAG pipeline of `stages` stages: each reads one or two earlier stages (the first
 /// ones read views), with random tiers, jurisdictions, capabilities, latency bounds to a
-/// producer, preferences and resources — about what the paper's use cases write.
+/// producer or a view, "data never leaves", preferences and resources — about what the paper's use cases write.
 pub fn pipeline(seed: u64, stages: usize) -> Pipeline {
     let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(7));
     let mut list: Vec<Stage> = Vec::with_capacity(stages);
@@ -200,12 +200,25 @@ pub fn pipeline(seed: u64, stages: usize) -> Pipeline {
             };
             requirements.push(Requirement::Tier { tiers });
         }
+        let mut jurisdiction = None;
         if rng.chance(0.15) {
             let j = if rng.chance(0.5) { "AT" } else { "DE" };
+            jurisdiction = Some(j);
             requirements.push(Requirement::Within { scope: Scope::Jurisdiction, value: Value::Literal(j.into()) });
         }
         if rng.chance(0.1) {
             requirements.push(Requirement::Capabilities { names: vec!["tee".into()] });
+        }
+        if rng.chance(0.04) {
+            // Never contradicting the stage's own jurisdiction requirement (the checker refuses that).
+            let j = jurisdiction.unwrap_or(if rng.chance(0.5) { "AT" } else { "DE" });
+            requirements
+                .push(Requirement::DataNeverLeaves { scope: Scope::Jurisdiction, value: Value::Literal(j.into()) });
+        }
+        if let Some(InputSource::View { view }) = inputs.first().map(|x| &x.from)
+            && rng.chance(0.3)
+        {
+            requirements.push(Requirement::LatencyToView { view: view.clone(), max_ms: rng.range(10.0, 40.0).round() });
         }
         if i > 0
             && rng.chance(0.1)
