@@ -160,6 +160,9 @@ pub fn continuum(seed: u64, sites: usize) -> Continuum {
 /// producer or a view, "data never leaves", preferences and resources — about what the paper's use cases write.
 pub fn pipeline(seed: u64, stages: usize) -> Pipeline {
     let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(7));
+    // One jurisdiction per pipeline, as for a city's pipeline: its residency requirements
+    // never contradict each other, whatever a stage inherits.
+    let home = if rng.chance(0.5) { "AT" } else { "DE" };
     let mut list: Vec<Stage> = Vec::with_capacity(stages);
     for i in 0..stages {
         let mut inputs = Vec::new();
@@ -200,20 +203,15 @@ pub fn pipeline(seed: u64, stages: usize) -> Pipeline {
             };
             requirements.push(Requirement::Tier { tiers });
         }
-        let mut jurisdiction = None;
         if rng.chance(0.15) {
-            let j = if rng.chance(0.5) { "AT" } else { "DE" };
-            jurisdiction = Some(j);
-            requirements.push(Requirement::Within { scope: Scope::Jurisdiction, value: Value::Literal(j.into()) });
+            requirements.push(Requirement::Within { scope: Scope::Jurisdiction, value: Value::Literal(home.into()) });
         }
         if rng.chance(0.1) {
             requirements.push(Requirement::Capabilities { names: vec!["tee".into()] });
         }
         if rng.chance(0.04) {
-            // Never contradicting the stage's own jurisdiction requirement (the checker refuses that).
-            let j = jurisdiction.unwrap_or(if rng.chance(0.5) { "AT" } else { "DE" });
             requirements
-                .push(Requirement::DataNeverLeaves { scope: Scope::Jurisdiction, value: Value::Literal(j.into()) });
+                .push(Requirement::DataNeverLeaves { scope: Scope::Jurisdiction, value: Value::Literal(home.into()) });
         }
         if let Some(InputSource::View { view }) = inputs.first().map(|x| &x.from)
             && rng.chance(0.3)
