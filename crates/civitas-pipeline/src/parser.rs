@@ -1124,7 +1124,11 @@ impl<'a> Parser<'a> {
                 stage.policies.push(policy);
                 spans.policies.push(start.to(self.prev_span()));
             }
-            _ => unreachable!("keyword list and match agree"),
+            other => {
+                // STAGE_KEYWORDS and this match list the same words; should they ever
+                // drift apart, the statement is refused rather than the parser panicking.
+                return Err(Diagnostic::error("E0100", format!("`{other}` is not handled here"), self.at(start)));
+            }
         }
         Ok(())
     }
