@@ -29,7 +29,8 @@ mod render;
 mod solve;
 pub mod synthetic;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use civitas_model::{Site, Tier};
 use serde::Serialize;
@@ -380,8 +381,9 @@ pub(crate) struct Problem<'a> {
     pub limits: Vec<LatencyLimit>,
     pub limit_adj: Vec<Vec<usize>>,
     pub budget: Option<f64>,
-    /// Per stage: (requirement text, excluded site indices).
-    pub excluded: Vec<Vec<(String, Vec<usize>)>>,
+    /// Per stage: (requirement text, excluded site indices); stages with the same hard
+    /// requirements share the lists.
+    pub excluded: Vec<Vec<(String, Rc<Vec<usize>>)>>,
     pub views: Vec<Vec<(Vec<usize>, f64)>>,
     pub prefs: Vec<Vec<(Preferred, f64, String)>>,
 }
@@ -592,31 +594,49 @@ impl<'a> Problem<'a> {
 
     fn filter(&mut self) {
         let nsites = self.c.sites.len();
+        // Stages with the same hard requirements (often most of a pipeline) share one
+        // pass over the sites: (sites meeting them all, sites each one excluded).
+        type Filtered = (Rc<Vec<usize>>, Vec<Rc<Vec<usize>>>);
+        let mut cache: HashMap<Vec<&str>, Filtered> = HashMap::new();
         for s in 0..self.n {
-            let mut excluded: Vec<(String, Vec<usize>)> =
-                self.reqs[s].iter().map(|r| (r.text.clone(), Vec::new())).collect();
-            excluded.push(("capacity (cpu, memory) left on the site".into(), Vec::new()));
-            for site in 0..nsites {
-                let mut ok = true;
-                for (k, r) in self.reqs[s].iter().enumerate() {
-                    if !r.holds(self.c, site) {
-                        excluded[k].1.push(site);
-                        ok = false;
+            let key: Vec<&str> = self.reqs[s].iter().map(|r| r.text.as_str()).collect();
+            let (passing, per_req) = cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let mut per_req = vec![Vec::new(); self.reqs[s].len()];
+                    let mut passing = Vec::new();
+                    for site in 0..nsites {
+                        let mut ok = true;
+                        for (k, r) in self.reqs[s].iter().enumerate() {
+                            if !r.holds(self.c, site) {
+                                per_req[k].push(site);
+                                ok = false;
+                            }
+                        }
+                        if ok {
+                            passing.push(site);
+                        }
                     }
-                }
+                    (Rc::new(passing), per_req.into_iter().map(Rc::new).collect())
+                })
+                .clone();
+            let mut no_room = Vec::new();
+            for &site in passing.iter() {
                 if self.c.free_cpu(site) < self.cpu[s] || self.c.free_memory(site) < self.mem[s] {
-                    excluded.last_mut().expect("capacity entry").1.push(site);
-                    ok = false;
+                    no_room.push(site);
+                    continue;
                 }
-                if ok {
-                    let terms = self.unary_terms(s, site);
-                    if terms.total.is_finite() {
-                        self.cand[s].push(site);
-                        self.unary[s].push(terms.total);
-                        self.price[s].push(compute_price(&self.c.sites[site], self.cpu[s], self.mem[s]));
-                    }
+                let terms = self.unary_terms(s, site);
+                if terms.total.is_finite() {
+                    self.cand[s].push(site);
+                    self.unary[s].push(terms.total);
+                    self.price[s].push(compute_price(&self.c.sites[site], self.cpu[s], self.mem[s]));
                 }
             }
+            let mut excluded: Vec<(String, Rc<Vec<usize>>)> =
+                self.reqs[s].iter().map(|r| r.text.clone()).zip(per_req).collect();
+            // Capacity is checked last, on the sites every requirement let through.
+            excluded.push(("capacity (cpu, memory) left on the site".into(), Rc::new(no_room)));
             self.excluded[s] = excluded;
             // Sorted in full on small instances; on large ones only the shortlist is sorted
             // and the rest merely follows it (every later entry costs at least as much), which

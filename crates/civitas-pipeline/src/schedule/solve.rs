@@ -465,9 +465,17 @@ pub(crate) fn relaxations(
         }
         // Per site, the requirements it fails; the nearest site fails the fewest.
         let mut failed: Vec<Vec<usize>> = vec![Vec::new(); c.sites.len()];
-        for (k, (_, excluded)) in pr.excluded[s].iter().enumerate() {
-            for &site in excluded {
+        let capacity = pr.excluded[s].len() - 1;
+        for (k, (_, excluded)) in pr.excluded[s].iter().enumerate().take(capacity) {
+            for &site in excluded.iter() {
                 failed[site].push(k);
+            }
+        }
+        // The filter checks room only on sites that meet every requirement; here every
+        // site counts, so that a relaxed requirement never leads to a full site.
+        for (site, f) in failed.iter_mut().enumerate() {
+            if c.free_cpu(site) < pr.cpu[s] || c.free_memory(site) < pr.mem[s] {
+                f.push(capacity);
             }
         }
         let shortfall =
