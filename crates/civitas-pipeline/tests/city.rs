@@ -160,3 +160,18 @@ fn json_pipelines_are_planned_and_refusals_point_into_the_right_file() {
         .expect_err("no gateway has a GPU");
     assert!(err.render().contains("--> pipes.json#/1/stages/0/requirements/1"), "{err}");
 }
+
+#[test]
+fn a_stored_plan_reads_back_and_its_capacity_is_reserved() {
+    let plan = plan("home-care", "vienna", Solver::Auto);
+    let json = serde_json::to_string(&plan).unwrap();
+    let back: civitas_pipeline::schedule::Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan);
+    let mut c = city();
+    let gw = c.site_index(&civitas_model::Urn::parse("urn:site:vienna:edge-gw-1").unwrap()).unwrap();
+    let before = c.free_cpu(gw);
+    c.reserve(&back);
+    assert!((before - c.free_cpu(gw) - 0.75).abs() < 1e-9, "ingest 0.25 + anonymise 0.5 cores");
+    c.release(&back);
+    assert_eq!(c.free_cpu(gw), before);
+}

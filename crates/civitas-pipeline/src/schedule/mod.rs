@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use civitas_model::{Site, Tier};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use continuum::{Continuum, DEFAULT_EGRESS_PER_GB};
 pub use render::render_plan_table;
@@ -42,7 +42,7 @@ use crate::check::edges;
 use crate::model::*;
 
 /// The weights of the objective's terms (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Weights {
     /// Per currency unit of compute per month.
@@ -69,7 +69,7 @@ pub const DEFAULT_CPU_CORES: f64 = 0.1;
 pub const DEFAULT_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Which solver to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// Exact when the instance is small ([`PlanOptions::exact_max_stages`]), heuristic beyond.
@@ -109,7 +109,7 @@ impl Default for PlanOptions {
 }
 
 /// The objective's terms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Terms {
     /// Weighted compute price.
@@ -138,7 +138,7 @@ impl Terms {
 }
 
 /// Sites one requirement excluded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Exclusion {
     /// The requirement, as written.
@@ -150,7 +150,7 @@ pub struct Exclusion {
 }
 
 /// The next best site for a stage, the others staying where they are.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerUp {
     /// The site.
@@ -160,7 +160,7 @@ pub struct RunnerUp {
 }
 
 /// Why a stage is where it is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     /// The hard requirements met, with measured values, and the soft ones met or not.
@@ -174,7 +174,7 @@ pub struct Explanation {
 }
 
 /// One stage's place.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     /// The stage.
@@ -196,7 +196,7 @@ pub struct Placement {
 }
 
 /// A placement plan: what the provisioner and orchestrator loop consumes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The pipeline's URN.
@@ -231,7 +231,7 @@ impl Plan {
 }
 
 /// A requirement to relax.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Relaxation {
     /// The stage it belongs to (empty for the budget).
