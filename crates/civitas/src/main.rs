@@ -16,9 +16,9 @@ mod migrations;
 mod output;
 mod proxy;
 mod sdd;
-mod token;
 mod search;
 mod serve;
+mod token;
 mod tree;
 mod watch;
 

@@ -12,7 +12,9 @@ use crate::output::{self, Format, Table};
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it (only this once: the node keeps its record, not the token).
-    #[command(after_help = "Examples:\n  civitas token create --subject alice --roles planner --ttl 30d\n  civitas token create --subject proxy-1 --roles admin --ttl 366d")]
+    #[command(
+        after_help = "Examples:\n  civitas token create --subject alice --roles planner --ttl 30d\n  civitas token create --subject proxy-1 --roles admin --ttl 366d"
+    )]
     Create {
         /// Who the token is for.
         #[arg(long)]

@@ -1,0 +1,219 @@
+//! A node with `[security] enabled`, end to end: the bootstrap admin token, local tokens
+//! created and revoked through the CLI, no existence leak of a unit a caller may not see
+//! (get, list, search, tree, its instances), the data plane's 401 with `WWW-Authenticate`
+//! and 403, writes reserved to admins, a migration constraint that blocks a plan, and the
+//! audit log.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::{Server, write_file};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+async fn origin() -> SocketAddr {
+    let app = Router::new()
+        .route("/records", get(|| async { "{\"records\": [\"secret\"]}" }))
+        .route("/stations", get(|| async { "{\"stations\": [1, 2]}" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                "{\"slow\": true}"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn catalog(origin: SocketAddr) -> Value {
+    let endpoint = format!("http://{origin}");
+    json!([
+        {"@type": "Site", "name": "urn:site:vienna", "version": "1", "tier": "cloud", "region": "eu", "jurisdiction": "AT"},
+        {"@type": "Site", "name": "urn:site:melbourne", "version": "1", "tier": "cloud", "region": "au", "jurisdiction": "AU"},
+        {"@type": "SiteLink", "name": "urn:link:vie-mel", "version": "1", "from": "urn:site:vienna",
+         "to": "urn:site:melbourne", "latencyMs": 150},
+        {"@type": "DataUnit", "name": "urn:city:health", "version": "1",
+         "metainformation": {"type": "rest", "securityConstraints": [{"type": "rbac", "roles": ["doctor"]}]},
+         "views": [{"name": "records", "link": "/records"},
+                   {"name": "slow", "link": "/slow", "updateFrequency": {"period": "PT1H"},
+                    "securityConstraints": [{"type": "rbac", "roles": ["doctor"]},
+                                            {"type": "migration", "tiers": ["edge"]}]}]},
+        {"@type": "DataInstance", "name": "urn:city:health:melbourne", "version": "1", "dataUnit": "urn:city:health",
+         "site": "urn:site:melbourne", "endpoint": endpoint, "role": "origin"},
+        {"@type": "DataUnit", "name": "urn:city:open", "version": "1",
+         "metainformation": {"type": "rest", "securityConstraints": [{"type": "public"}]},
+         "views": [{"name": "stations", "link": "/stations", "securityConstraints": [{"type": "public"}]}]},
+        {"@type": "DataInstance", "name": "urn:city:open:melbourne", "version": "1", "dataUnit": "urn:city:open",
+         "site": "urn:site:melbourne", "endpoint": endpoint, "role": "origin"}
+    ])
+}
+
+async fn get_as(node: &Server, token: Option<&str>, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = http().get(format!("{}{path}", node.url));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().await.unwrap())
+}
+
+fn names(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["items"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secured_node_hides_what_a_caller_may_not_see_and_refuses_what_it_may_not_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = write_file(
+        temp.path(),
+        "secure.toml",
+        "[node]\nsite = \"urn:site:vienna\"\n\n[security]\nenabled = true\ncache_ttl_ms = 500\n\n\
+         [migration]\ncooldown_seconds = 1\n",
+    );
+    let node = Server::start_in(&temp.path().join("data"), temp.path(), |cmd, addr| {
+        cmd.arg("--config").arg(&config).arg("--listen").arg(addr.to_string());
+    });
+    let admin = std::fs::read_to_string(node.data_dir.join("security/admin.token")).expect("bootstrap admin token");
+    let admin = admin.trim().to_string();
+    let with_admin = |args: &[&str]| {
+        let mut all = vec!["--token", admin.as_str()];
+        all.extend_from_slice(args);
+        node.civitas(&all).ok().to_string()
+    };
+
+    // Writes need an admin: anonymous 401, then the admin applies the catalog.
+    let seed = write_file(temp.path(), "catalog.json", &catalog(origin().await).to_string());
+    let refused = node.civitas(&["apply", "-f", seed.to_str().unwrap()]).fails_with(1).to_string();
+    assert!(refused.contains("401"), "{refused}");
+    with_admin(&["apply", "-f", seed.to_str().unwrap()]);
+    let alice = with_admin(&["token", "create", "--subject", "alice", "--roles", "planner", "--ttl", "1h"]);
+    let bob = with_admin(&["token", "create", "--subject", "bob", "--roles", "doctor"]);
+    let (alice, bob) = (alice.trim().to_string(), bob.trim().to_string());
+    let listed = with_admin(&["token", "list"]);
+    assert!(listed.contains("alice") && listed.contains("bob") && listed.contains("planner"), "{listed}");
+
+    // No existence leak: a hidden unit answers exactly like one that does not exist.
+    let (status, _, hidden) = get_as(&node, Some(&alice), "/api/v1/units/urn:city:health").await;
+    let (missing_status, _, missing) = get_as(&node, Some(&alice), "/api/v1/units/urn:city:nothing").await;
+    assert_eq!((status, missing_status), (404, 404));
+    let shape = |body: &str| {
+        let mut v: Value = serde_json::from_str(body).unwrap();
+        for k in ["detail", "instance"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    assert_eq!(shape(&hidden), shape(&missing), "{hidden} vs {missing}");
+    assert!(!hidden.contains("doctor"), "the refusal does not tell why: {hidden}");
+    for (path, what) in [
+        ("/api/v1/units/urn:city:health/tree", "tree"),
+        ("/api/v1/units/urn:city:health/versions", "versions"),
+        ("/api/v1/instances/urn:city:health:melbourne", "instance"),
+    ] {
+        assert_eq!(get_as(&node, Some(&alice), path).await.0, 404, "{what}");
+    }
+    let (_, _, units) = get_as(&node, Some(&alice), "/api/v1/units").await;
+    assert_eq!(names(&units), vec!["urn:city:open"]);
+    let (_, _, found) = get_as(&node, Some(&alice), "/api/v1/search?q=health").await;
+    assert!(names(&found).is_empty(), "{found}");
+    let (_, _, instances) = get_as(&node, None, "/api/v1/instances").await;
+    assert_eq!(names(&instances), vec!["urn:city:open:melbourne"], "anonymous callers see the public unit only");
+    let (_, _, units) = get_as(&node, Some(&bob), "/api/v1/units").await;
+    assert_eq!(names(&units), vec!["urn:city:health", "urn:city:open"]);
+    assert_eq!(get_as(&node, Some(&bob), "/api/v1/units/urn:city:health/tree").await.0, 200);
+
+    // The data plane: anonymous 401 with a challenge, alice 403, bob 200, public to all.
+    let (status, headers, body) = get_as(&node, None, "/data/urn:city:health/records").await;
+    assert_eq!(status, 401, "{body}");
+    let challenge = headers.get("www-authenticate").expect("a challenge").to_str().unwrap();
+    assert!(challenge.starts_with("Bearer realm=\"civitas\""), "{challenge}");
+    let (status, _, body) = get_as(&node, Some(&alice), "/data/urn:city:health/records").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = get_as(&node, Some(&bob), "/data/urn:city:health/records").await;
+    assert_eq!((status, body.contains("secret")), (200, true), "{body}");
+    assert_eq!(get_as(&node, None, "/data/urn:city:open/stations").await.0, 200);
+    // Bad credentials are refused even for a public view: a forged signature is 401
+    // `invalid_token`, a token that is not even a JWT a 400.
+    let mut forged = bob.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, headers, _) = get_as(&node, Some(&forged), "/data/urn:city:open/stations").await;
+    assert_eq!(status, 401);
+    assert!(headers.get("www-authenticate").unwrap().to_str().unwrap().contains("invalid_token"));
+    assert_eq!(get_as(&node, Some("not-a-jwt"), "/data/urn:city:open/stations").await.0, 400);
+
+    // Admin-only routes.
+    assert_eq!(get_as(&node, Some(&alice), "/api/v1/sdd/status").await.0, 403);
+    assert_eq!(get_as(&node, None, "/api/v1/watch").await.0, 401);
+
+    // A migration constraint (tiers: edge) blocks moving the slow view to this cloud site.
+    let mut activate = http()
+        .post(format!("{}/api/v1/sdd/activate", node.url))
+        .bearer_auth(&admin)
+        .json(&json!({"triggers": ["response_time.p50 > 100ms min 3 cooldown 1s"], "confidence": "0.0..1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activate.status(), 200);
+    activate = http().get(format!("{}/api/v1/migrations/events", node.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(activate.status(), 200);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        get_as(&node, Some(&bob), "/data/urn:city:health/slow").await;
+        let events = http().get(format!("{}/api/v1/migrations/events", node.url)).bearer_auth(&admin).send().await;
+        let events: Value = events.unwrap().json().await.unwrap();
+        let blocked = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "unresolved");
+        if let Some(e) = blocked {
+            let why = e["summary"].as_str().unwrap();
+            assert!(why.contains("security") && why.contains("tier cloud is not allowed"), "{why}");
+            assert!(
+                events["items"].as_array().unwrap().iter().all(|e| e["kind"] != "execute" && e["kind"] != "escalated")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no migration decision: {events:#}\n{}", node.log());
+    }
+
+    // Revocation holds from the next request.
+    let id = {
+        let listed: Value = serde_json::from_str(&with_admin(&["token", "list", "-o", "json"])).unwrap();
+        listed["items"].as_array().unwrap().iter().find(|t| t["subject"] == "alice").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    with_admin(&["token", "revoke", &id]);
+    let (status, _, body) = get_as(&node, Some(&alice), "/api/v1/units").await;
+    assert_eq!(status, 401, "{body}");
+
+    // Every decision is in the audit log: alice's refusal on the health records among them.
+    let audit = node.data_dir.join("audit/security.ndjson");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let denied = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|r| {
+            r.to_string().contains("alice")
+                && r.to_string().contains("urn:city:health:records")
+                && r.to_string().contains("deny")
+        });
+        if denied {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit record of alice's refusal in {}:\n{text}", audit.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
