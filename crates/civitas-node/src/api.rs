@@ -585,14 +585,17 @@ pub async fn dispatch(router: Router, dataplane: DataPlane, client: SocketAddr, 
 /// Serves `listener` until `shutdown` turns true: every connection's requests go through
 /// [`dispatch`] (data plane first, then `router`). Used by `civitas serve` and by the
 /// stand-alone `civitas proxy`.
-pub async fn serve_with_data_plane(
-    listener: tokio::net::TcpListener,
+pub async fn serve_with_data_plane<L>(
+    listener: L,
     router: Router,
     dataplane: DataPlane,
     mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     // One service per connection, which knows the client's address.
-    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
+    let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, L>| {
         let client = *incoming.remote_addr();
         let (router, dataplane) = (router.clone(), dataplane.clone());
         async move {

@@ -341,7 +341,7 @@ pub struct Peer {
 impl NodeConfig {
     /// The URL this node is reached at: `url` without a trailing `/`, or `http://` +
     /// `listen` (an unspecified address such as `0.0.0.0` needs an explicit `url`).
-    pub fn advertised_url(&self, listen: SocketAddr) -> Result<String, ConfigError> {
+    pub fn advertised_url(&self, listen: SocketAddr, tls: bool) -> Result<String, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { origin: None, message };
         let url = self.url.trim().trim_end_matches('/');
         if url.is_empty() {
@@ -350,12 +350,15 @@ impl NodeConfig {
                     "node.url must be set when http.listen is {listen}: other nodes need an address to reach this one"
                 )));
             }
-            return Ok(format!("http://{listen}"));
+            return Ok(format!("{}://{listen}", if tls { "https" } else { "http" }));
         }
-        let ok = url.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', ' ']));
+        let ok = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', ' ']));
         if !ok {
             return Err(invalid(format!(
-                "node.url: {:?} is not an http:// base URL such as http://10.0.0.1:7070 (no path, no https)",
+                "node.url: {:?} is not a base URL such as http://10.0.0.1:7070 (no path)",
                 self.url
             )));
         }
@@ -674,7 +677,7 @@ impl Config {
             return invalid("node.peer_timeout_ms must be greater than 0");
         }
         self.node.checked_peers()?;
-        self.node.advertised_url(self.http.listen)?;
+        self.node.advertised_url(self.http.listen, self.security.tls.is_some())?;
         self.migration.decisions()?;
         self.migration.snapshot_model()?;
         for (key, v) in [

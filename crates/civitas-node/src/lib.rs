@@ -22,6 +22,7 @@ pub mod problem;
 pub mod relocation;
 pub mod sdd_api;
 pub mod security_api;
+mod tls_listener;
 pub mod witness_client;
 
 use std::net::SocketAddr;
@@ -199,7 +200,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         merger: Arc::clone(&merger),
         peer_token: peer_token(&config).map(str::to_string),
         peers,
-        own_url: config.node.advertised_url(local).map_err(|e| NodeError::Config(e.to_string()))?,
+        own_url: config
+            .node
+            .advertised_url(local, config.security.tls.is_some())
+            .map_err(|e| NodeError::Config(e.to_string()))?,
         own_site: match config.node.site.as_str() {
             "" => None,
             s => Some(Urn::parse(s).map_err(|e| NodeError::Config(format!("node.site: {e}")))?),
@@ -214,6 +218,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     relocation.register_metrics(metrics.registry_mut());
     tokio::spawn(relocation.clone().run(candidates, shutdown_rx.clone()));
 
+    // HTTPS when `[security.tls]` names a certificate and key (checked before serving).
+    let tls = match config.security.tls.as_ref() {
+        Some(t) => {
+            Some(civitas_security::tls::server_config(t).map_err(|e| NodeError::Config(format!("security.tls: {e}")))?)
+        }
+        None => None,
+    };
     let state = api::AppState {
         catalog,
         ledger,
@@ -231,7 +242,14 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
     let router = api::router(state).layer(axum::Extension(served));
     // Data plane requests bypass the API router (see `api::dispatch`).
-    let mut server = tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
+    let mut server = match tls.as_ref() {
+        Some(tls) => {
+            let listener = tls_listener::TlsListener::new(listener, Arc::clone(tls)).map_err(NodeError::Serve)?;
+            tracing::info!("serving HTTPS (security.tls)");
+            tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx))
+        }
+        None => tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx)),
+    };
     tracing::info!(addr = %local, "listening on {local}");
 
     tokio::select! {

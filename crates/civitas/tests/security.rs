@@ -217,3 +217,59 @@ async fn a_secured_node_hides_what_a_caller_may_not_see_and_refuses_what_it_may_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_given_a_certificate_serves_https_only() {
+    let temp = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert_pem = write_file(temp.path(), "cert.pem", &cert.cert.pem());
+    let key_pem = write_file(temp.path(), "key.pem", &cert.signing_key.serialize_pem());
+    let config = write_file(
+        temp.path(),
+        "tls.toml",
+        &format!(
+            "[security.tls]\ncert = {:?}\nkey = {:?}\n",
+            cert_pem.display().to_string(),
+            key_pem.display().to_string()
+        ),
+    );
+    // The test helper probes readiness over plain HTTP; start the node and wait for its log line.
+    let log = temp.path().join("tls.log");
+    let addr: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
+    let mut child = common::civitas_command()
+        .args(["serve", "--data-dir"])
+        .arg(temp.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(temp.path().join("tls.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let trusted = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let answer = loop {
+        match trusted.get(format!("https://127.0.0.1:{}/healthz", addr.port())).send().await {
+            Ok(r) => break r,
+            Err(e) => {
+                let err = std::fs::read_to_string(temp.path().join("tls.err")).unwrap_or_default();
+                assert!(Instant::now() < deadline, "no HTTPS answer: {e}\n{err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ok\n");
+    // Plain HTTP on the same port gets no HTTP answer.
+    let plain = http().get(format!("http://127.0.0.1:{}/healthz", addr.port())).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200, "plain HTTP must not be served");
+    // A client that does not trust the certificate is refused.
+    assert!(http().get(format!("https://127.0.0.1:{}/healthz", addr.port())).send().await.is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+}
