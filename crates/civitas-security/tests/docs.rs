@@ -25,7 +25,9 @@ fn the_examples_in_docs_security_md_are_valid() {
     let _: AuditRecord = serde_json::from_str(json_blocks[3].trim()).unwrap();
 
     let toml_blocks = blocks("toml");
-    let section: toml::Table = toml::from_str(&toml_blocks[0]).unwrap();
+    // The full configuration example (the walk-through's short one comes first).
+    let full = toml_blocks.iter().find(|b| b.contains("[[security.issuers]]")).expect("the configuration example");
+    let section: toml::Table = toml::from_str(full).unwrap();
     let config: SecurityConfig = section["security"].clone().try_into().unwrap();
     assert!(config.enabled && config.ldap.is_some() && config.issuers.len() == 1);
 }
