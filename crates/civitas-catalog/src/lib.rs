@@ -26,7 +26,8 @@ mod watch;
 
 pub use error::CatalogError;
 pub use repository::{
-    ApplyOptions, ApplyOutcome, ApplyReport, ApplyResult, Catalog, DeleteReport, DeletedDocument, StoredDocument,
+    ApplyOptions, ApplyOutcome, ApplyReport, ApplyResult, Catalog, DEFAULT_MAX_VERSIONS, DeleteReport, DeletedDocument,
+    StoredDocument,
 };
 pub use search::{DEFAULT_PAGE, MAX_PAGE, Page, SearchPage, SearchQuery};
 pub use tree::{AccessCheck, AllowAll, DependencyTree, DeploymentNode, InstanceNode, SiteNode, ViewNode};

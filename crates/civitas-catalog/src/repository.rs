@@ -136,13 +136,27 @@ pub(crate) fn ser_kind<S: serde::Serializer>(k: &Kind, s: S) -> Result<S::Ok, S:
 pub struct Catalog {
     pub(crate) store: Arc<dyn KvStore>,
     pub(crate) access: Arc<dyn crate::AccessCheck>,
+    /// Versions kept per document (the oldest go first); 0: all.
+    max_versions: usize,
 }
+
+/// Versions kept per document unless [`Catalog::with_max_versions`] says otherwise.
+pub const DEFAULT_MAX_VERSIONS: usize = 100;
 
 impl Catalog {
     /// A catalog over `store`, letting every caller resolve everything until the
     /// security layer plugs in its own [`crate::AccessCheck`].
     pub fn new(store: Arc<dyn KvStore>) -> Catalog {
-        Catalog { store, access: Arc::new(crate::AllowAll) }
+        Catalog { store, access: Arc::new(crate::AllowAll), max_versions: DEFAULT_MAX_VERSIONS }
+    }
+
+    /// Keeps at most `n` versions per document (0: every version): when a new version
+    /// lands, the oldest ones (by version order) beyond `n` are deleted in the same
+    /// transaction. Documents rewritten often (a replica's instance, re-registered at every
+    /// refresh) then do not grow the store without bound.
+    pub fn with_max_versions(mut self, n: usize) -> Catalog {
+        self.max_versions = n;
+        self
     }
 
     /// Replaces the access check used by dependency resolution.
@@ -325,6 +339,23 @@ impl Catalog {
             }
             txn.ops.push(Op::Put(keys::version(kind, name, doc.version()), canonical.clone()));
             txn.ops.push(Op::Put(key, canonical));
+            if self.max_versions > 0 {
+                let prefix = keys::versions_prefix(kind, name);
+                let mut old: Vec<String> = self
+                    .store
+                    .scan_prefix(&prefix, None, usize::MAX)
+                    .await?
+                    .iter()
+                    .filter_map(|(k, _)| std::str::from_utf8(&k[prefix.len()..]).ok().map(str::to_string))
+                    .filter(|v| v != doc.version())
+                    .collect();
+                if old.len() + 1 > self.max_versions {
+                    old.sort_by(|a, b| compare_versions(a, b));
+                    for v in &old[..old.len() + 1 - self.max_versions] {
+                        txn.ops.push(Op::Delete(keys::version(kind, name, v)));
+                    }
+                }
+            }
         }
 
         if !errors.is_empty() {

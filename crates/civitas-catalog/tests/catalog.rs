@@ -355,3 +355,25 @@ async fn data_survives_reopen() {
     let c = Catalog::new(Arc::new(store));
     assert_eq!(c.get(Kind::DataUnit, &urn("urn:unit:a"), None).await.unwrap().version().unwrap(), "1");
 }
+
+#[tokio::test]
+async fn only_the_newest_versions_are_kept() {
+    let (_dir, catalog) = catalog();
+    let catalog = catalog.with_max_versions(3);
+    for v in ["1", "2", "9", "10", "11"] {
+        catalog.apply(vec![unit("urn:city:a", v, &["x"])], ApplyOptions::default()).await.unwrap();
+    }
+    // Version order, not text order: 9 < 10 < 11.
+    assert_eq!(catalog.versions(Kind::DataUnit, &urn("urn:city:a")).await.unwrap(), vec!["9", "10", "11"]);
+    assert!(matches!(
+        catalog.get(Kind::DataUnit, &urn("urn:city:a"), Some("2")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert_eq!(
+        catalog.get(Kind::DataUnit, &urn("urn:city:a"), None).await.unwrap().document().unwrap().version(),
+        "11"
+    );
+    // Re-applying the current version changes nothing.
+    catalog.apply(vec![unit("urn:city:a", "11", &["x"])], ApplyOptions::default()).await.unwrap();
+    assert_eq!(catalog.versions(Kind::DataUnit, &urn("urn:city:a")).await.unwrap().len(), 3);
+}

@@ -519,6 +519,9 @@ pub struct CatalogConfig {
     pub write_batch_max: usize,
     /// Memory for the store's page cache, in bytes. Default 256 MiB.
     pub cache_size_bytes: usize,
+    /// Versions kept per document (`?version=` reads); the oldest go first. 0 keeps every
+    /// version. Default 100.
+    pub max_versions_per_document: usize,
 }
 
 /// `[log]`
@@ -549,7 +552,12 @@ impl Default for StorageConfig {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        CatalogConfig { watch_history_revisions: 100_000, write_batch_max: 256, cache_size_bytes: 256 * 1024 * 1024 }
+        CatalogConfig {
+            watch_history_revisions: 100_000,
+            write_batch_max: 256,
+            cache_size_bytes: 256 * 1024 * 1024,
+            max_versions_per_document: civitas_catalog::DEFAULT_MAX_VERSIONS,
+        }
     }
 }
 

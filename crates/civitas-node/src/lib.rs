@@ -119,7 +119,7 @@ pub fn open_catalog(config: &Config) -> Result<Catalog, NodeError> {
         ..RedbOptions::default()
     };
     let store = RedbStore::open(&dir.join("catalog.redb"), options)?;
-    Ok(Catalog::new(Arc::new(store)))
+    Ok(Catalog::new(Arc::new(store)).with_max_versions(config.catalog.max_versions_per_document))
 }
 
 /// Runs a node until SIGTERM or SIGINT, then shuts down gracefully: stops accepting,
