@@ -326,6 +326,11 @@ impl DataPlane {
             }
         };
         obs.instance = Some(Arc::clone(&instance.name));
+        if shared.guard.is_some() && !instance.view_relative {
+            // The credentials were for this node: an origin outside Civitas never sees them
+            // (a replica at a node does: it checks the same caller again).
+            parts.headers.remove(http::header::AUTHORIZATION);
+        }
 
         let path_and_query = match upstream_path(instance, view, rest, &parts.uri, forward_prefix) {
             Ok(p) => p,

@@ -22,7 +22,13 @@ fn http() -> reqwest::Client {
 
 async fn origin() -> SocketAddr {
     let app = Router::new()
-        .route("/records", get(|| async { "{\"records\": [\"secret\"]}" }))
+        .route(
+            "/records",
+            get(|headers: axum::http::HeaderMap| async move {
+                // Says whether the caller's credentials reached the origin (they must not).
+                format!("{{\"records\": [\"secret\"], \"auth\": {}}}", headers.contains_key("authorization"))
+            }),
+        )
         .route("/stations", get(|| async { "{\"stations\": [1, 2]}" }))
         .route(
             "/slow",
@@ -145,6 +151,7 @@ async fn a_secured_node_hides_what_a_caller_may_not_see_and_refuses_what_it_may_
     assert_eq!(status, 403, "{body}");
     let (status, _, body) = get_as(&node, Some(&bob), "/data/urn:city:health/records").await;
     assert_eq!((status, body.contains("secret")), (200, true), "{body}");
+    assert!(body.contains("\"auth\": false"), "the node's credentials never reach an origin: {body}");
     assert_eq!(get_as(&node, None, "/data/urn:city:open/stations").await.0, 200);
     // Bad credentials are refused even for a public view: a forged signature is 401
     // `invalid_token`, a token that is not even a JWT a 400.
