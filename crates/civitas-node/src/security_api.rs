@@ -178,7 +178,8 @@ async fn unit_of(catalog: &Catalog, name: &civitas_model::Urn) -> Option<civitas
 pub struct DataPlaneGuard {
     security: Arc<Security>,
     merger: Arc<civitas_dataplane::RouteMerger>,
-    compiled: std::sync::RwLock<std::collections::HashMap<(civitas_model::Urn, String), Arc<ViewSecurity>>>,
+    /// By view: the unit version it was compiled for, and the compiled policy.
+    compiled: std::sync::RwLock<std::collections::HashMap<civitas_model::Urn, (String, Arc<ViewSecurity>)>>,
 }
 
 /// Most compiled view policies kept; past that the map is cleared (they are cheap to rebuild).
@@ -193,8 +194,10 @@ impl DataPlaneGuard {
     fn view_security(&self, unit: &civitas_model::Urn, view: &civitas_model::Urn) -> Option<Arc<ViewSecurity>> {
         let docs = self.merger.documents();
         let Some((_, Document::DataUnit(u))) = docs.get(Kind::DataUnit, unit) else { return None };
-        let key = (view.clone(), u.header.version.clone());
-        if let Some(v) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        // The common case allocates nothing: a read lock and a lookup by the borrowed name.
+        if let Some((version, v)) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(view)
+            && *version == u.header.version
+        {
             return Some(Arc::clone(v));
         }
         let v = Arc::new(ViewSecurity::new(u, u.views.iter().find(|v| &v.name == view)?));
@@ -202,7 +205,7 @@ impl DataPlaneGuard {
         if map.len() >= MAX_COMPILED_VIEWS {
             map.clear();
         }
-        map.insert(key, Arc::clone(&v));
+        map.insert(view.clone(), (u.header.version.clone(), Arc::clone(&v)));
         Some(v)
     }
 }

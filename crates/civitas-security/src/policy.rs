@@ -533,9 +533,15 @@ impl PolicyEngine {
         self.cache.clear();
     }
 
+    /// Counts every decision; audits every fresh decision and every denial. An allow
+    /// served from the cache repeats one already in the audit log for the same principal,
+    /// resource and version within `cache_ttl`, so it is counted but not written again
+    /// (on the data plane's hot path that write would cost more than the request).
     fn finish(&self, p: &Principal, d: Arc<Decision>, cached: bool) -> Arc<Decision> {
         self.metrics.decision(d.allowed, d.kind.as_str());
-        if let Some(audit) = &self.audit {
+        if let Some(audit) = &self.audit
+            && !(cached && d.allowed)
+        {
             audit.record(AuditRecord::new(p, &d, cached));
         }
         d
