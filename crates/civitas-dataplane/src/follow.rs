@@ -81,19 +81,24 @@ pub struct RouteMerger {
 /// The merged route documents with the source each came from.
 #[derive(Debug, Default)]
 pub struct MergedDocuments {
-    /// Document by kind and name, with the index of the source that holds it.
-    pub documents: HashMap<(Kind, Urn), (usize, Document)>,
+    /// By kind, then name: the document and the index of the source that holds it
+    /// (looked up by a borrowed name: the data plane's guard does so per request).
+    documents: HashMap<Kind, HashMap<Urn, (usize, Document)>>,
 }
 
 impl MergedDocuments {
     /// A document and its source.
     pub fn get(&self, kind: Kind, name: &Urn) -> Option<(usize, &Document)> {
-        self.documents.get(&(kind, name.clone())).map(|(s, d)| (*s, d))
+        self.documents.get(&kind)?.get(name).map(|(s, d)| (*s, d))
     }
 
     /// Every document of a kind, with its source.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = (usize, &Document)> {
-        self.documents.iter().filter(move |((k, _), _)| *k == kind).map(|(_, (s, d))| (*s, d))
+        self.documents.get(&kind).into_iter().flat_map(|m| m.values()).map(|(s, d)| (*s, d))
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Document> {
+        self.documents.values().flat_map(|m| m.values()).map(|(_, d)| d)
     }
 }
 
@@ -133,11 +138,11 @@ impl RouteMerger {
         let mut merged = MergedDocuments::default();
         for (index, docs) in sources.iter().enumerate() {
             for (key, doc) in docs {
-                merged.documents.entry(key.clone()).or_insert_with(|| (index, doc.clone()));
+                let (kind, name) = key;
+                merged.documents.entry(*kind).or_default().entry(name.clone()).or_insert_with(|| (index, doc.clone()));
             }
         }
-        let table =
-            RouteTable::build_at(merged.documents.values().map(|(_, d)| d), self.revision.load(Ordering::Relaxed));
+        let table = RouteTable::build_at(merged.all(), self.revision.load(Ordering::Relaxed));
         self.merged.store(Arc::new(merged));
         self.routes.replace(table);
     }
