@@ -499,3 +499,111 @@ async fn an_object_copy_killed_midway_resumes_from_its_durable_chunks_after_a_re
     let replicas = api(&v, "/api/v1/replicas").await;
     assert_eq!(replicas["items"][0]["copy"], "object-copy", "{replicas}");
 }
+
+/// Views for the update strategies: `/plain` sends no validators, `/scripted` and
+/// `/partial` send an ETag; all are slow and carry the origin's content version.
+#[derive(Clone)]
+struct StrategyOrigin {
+    version: Arc<AtomicU64>,
+}
+
+async fn strategy_view(
+    State(o): State<StrategyOrigin>,
+    axum::extract::Path(view): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let v = o.version.load(Ordering::SeqCst);
+    let body = format!("{{\"view\":\"{view}\",\"version\":{v}}}");
+    if view == "plain" {
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    answer(&headers, body, format!("\"{view}-v{v}\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_update_strategy_keeps_its_replica_fresh() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let origin = StrategyOrigin { version: Arc::new(AtomicU64::new(1)) };
+    let app = Router::new().route("/{view}", get(strategy_view)).with_state(origin.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (m_addr, v_addr) = (addr_on([127, 0, 0, 1]), addr_on([127, 0, 0, 2]));
+    let m = start_node(dir, "melbourne", m_addr, &node_config("urn:site:melbourne", &[]));
+    let mut docs = catalog(origin_addr, "PT1H");
+    let items = docs.as_array_mut().unwrap();
+    items.retain(|d| d["@type"] == "Site" || d["@type"] == "SiteLink");
+    items.extend([
+        json!({"@type": "DataUnit", "name": "urn:city:live", "version": "1", "metainformation": {"type": "rest"},
+               "views": [
+                 {"name": "plain", "link": "/plain", "updateFrequency": {"period": "PT1S"}},
+                 {"name": "scripted", "link": "/scripted", "updateFrequency": {"period": "PT1S"}},
+                 {"name": "partial", "link": "/partial", "updateFrequency": {"period": "PT1S", "fraction": 10}}]}),
+        json!({"@type": "DataInstance", "name": "urn:city:live:melbourne", "version": "1", "dataUnit": "urn:city:live",
+               "site": "urn:site:melbourne", "endpoint": format!("http://{origin_addr}"), "role": "origin"}),
+    ]);
+    let seed = write_file(dir, "catalog.json", &docs.to_string());
+    m.civitas(&["apply", "-f", seed.to_str().unwrap()]).ok();
+    // The script strategy: a command that knows what changed (here: always the view's own resource).
+    let v_config = node_config("urn:site:vienna", &[("melbourne", &m.url)])
+        + "update_scripts = { \"urn:city:live:scripted\" = \"echo /\" }\n";
+    let v = start_node(dir, "vienna", v_addr, &v_config);
+    let read = |view: &'static str| {
+        let url = format!("{}/data/urn:city:live/{view}", v.url);
+        async move {
+            let r = http().get(&url).send().await.unwrap();
+            let instance =
+                r.headers().get("x-civitas-instance").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            (r.status().as_u16(), instance, r.text().await.unwrap())
+        }
+    };
+    eventually("V routes the unit", &v, || async { read("plain").await.0 == 200 }).await;
+    post(
+        &v,
+        "/api/v1/sdd/activate",
+        json!({"triggers": ["response_time.p50 > 100ms min 3 cooldown 1s"], "confidence": "0.0..1.0"}),
+    )
+    .await;
+    for view in ["plain", "scripted", "partial"] {
+        let replica = format!("urn:city:live:replica:vienna:{view}");
+        eventually(&format!("{view} is served by its replica"), &v, || {
+            let replica = replica.clone();
+            async move { read(view).await.1 == replica }
+        })
+        .await;
+    }
+    let replicas = api(&v, "/api/v1/replicas").await;
+    let strategy = |view: &str| {
+        replicas["items"].as_array().unwrap().iter().find(|r| r["view"] == format!("urn:city:live:{view}")).unwrap()
+            ["strategy"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(strategy("plain"), "full-copy", "no validators: copied whole");
+    assert_eq!(strategy("scripted"), "script");
+    assert_eq!(strategy("partial"), "fractional", "a 10 % update fraction");
+    let plain_id = |r: &Value| {
+        r["items"].as_array().unwrap().iter().find(|r| r["view"] == "urn:city:live:plain").unwrap()["id"].clone()
+    };
+    let first_plain = plain_id(&replicas);
+
+    // The origin changes: every replica catches up by its own strategy.
+    origin.version.store(2, Ordering::SeqCst);
+    for view in ["plain", "scripted", "partial"] {
+        let replica = format!("urn:city:live:replica:vienna:{view}");
+        eventually(&format!("{view}'s replica has the new version"), &v, || {
+            let replica = replica.clone();
+            async move {
+                let (status, instance, body) = read(view).await;
+                assert_eq!(status, 200, "{body}");
+                instance == replica && body.contains("\"version\":2")
+            }
+        })
+        .await;
+    }
+    assert_ne!(plain_id(&api(&v, "/api/v1/replicas").await), first_plain, "a full copy is a new replica");
+}

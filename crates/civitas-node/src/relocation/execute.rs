@@ -267,8 +267,11 @@ fn origin_url(docs: &civitas_dataplane::MergedDocuments, unit: &DataUnit, view: 
         .filter_map(|i| i.endpoint.as_deref())
         .min()
         .ok_or_else(|| format!("view {} has no origin instance with an endpoint", view.name))?;
+    // The link's path exactly (a trailing slash kept): the view's own resource is fetched
+    // there, the other variants below it.
     let link = view.link.split_once('?').map_or(view.link.as_str(), |(p, _)| p);
-    Ok(format!("{}/{}", origin.trim_end_matches('/'), link.trim_matches('/')))
+    let link = if link.starts_with('/') { link.to_string() } else { format!("/{link}") };
+    Ok(format!("{}{link}", origin.trim_end_matches('/')))
 }
 
 /// `<view local name>-<ms>`: unique per view and time, a valid [`ReplicaId`].
