@@ -155,9 +155,12 @@ async fn a_secured_node_hides_what_a_caller_may_not_see_and_refuses_what_it_may_
     assert_eq!(get_as(&node, None, "/data/urn:city:open/stations").await.0, 200);
     // Bad credentials are refused even for a public view: a forged signature is 401
     // `invalid_token`, a token that is not even a JWT a 400.
-    let mut forged = bob.clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    // One character inside the signature changed (not the last, whose spare bits would
+    // make it malformed base64 rather than a bad signature).
+    let mut forged: Vec<char> = bob.chars().collect();
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
     let (status, headers, _) = get_as(&node, Some(&forged), "/data/urn:city:open/stations").await;
     assert_eq!(status, 401);
     assert!(headers.get("www-authenticate").unwrap().to_str().unwrap().contains("invalid_token"));
