@@ -101,12 +101,12 @@ pub async fn run(client: &Client, cmd: &MigrationsCommand) -> anyhow::Result<()>
             for p in items(&v) {
                 let plan = p.get("plan").cloned().unwrap_or_default();
                 t.push(vec![
-                    text(p, "id"),
-                    text(&plan, "view"),
-                    text(&plan, "targetSite"),
-                    number(plan.get("confidence")),
-                    number(plan.get("benefitPerHour")),
-                    number(plan.get("costPerHour")),
+                    output::field(p, "id"),
+                    output::field(&plan, "view"),
+                    output::field(&plan, "targetSite"),
+                    output::number(plan.get("confidence"), 3),
+                    output::number(plan.get("benefitPerHour"), 3),
+                    output::number(plan.get("costPerHour"), 3),
                     p.get("reason").map(reason).unwrap_or_default(),
                 ]);
             }
@@ -120,8 +120,8 @@ pub async fn run(client: &Client, cmd: &MigrationsCommand) -> anyhow::Result<()>
             let plan = v.get("plan").cloned().unwrap_or_default();
             output::print_text(&format!(
                 "approved #{id}: copying {} to {} (see `civitas migrations list`, `civitas replicas list`)\n",
-                text(&plan, "view"),
-                text(&plan, "targetSite")
+                output::field(&plan, "view"),
+                output::field(&plan, "targetSite")
             ))
         }
         MigrationsCommand::Reject { id, reason } => {
@@ -129,7 +129,7 @@ pub async fn run(client: &Client, cmd: &MigrationsCommand) -> anyhow::Result<()>
             let body = reason.as_ref().map(|r| json!({ "reason": r }));
             let url = client.api_url(&["migrations", "pending", &id, "reject"])?;
             let v = client.send_json(Method::POST, url, body.as_ref()).await?;
-            output::print_text(&format!("rejected #{id}: {}\n", text(&v, "reason")))
+            output::print_text(&format!("rejected #{id}: {}\n", output::field(&v, "reason")))
         }
         MigrationsCommand::List { after, view, output } => {
             let mut url = client.api_url(&["migrations", "events"])?;
@@ -146,12 +146,12 @@ pub async fn run(client: &Client, cmd: &MigrationsCommand) -> anyhow::Result<()>
             let mut t = Table::new(&["ID", "DECISION", "AT_UNIX_MS", "KIND", "VIEW", "SUMMARY"]);
             for e in items(&v) {
                 t.push(vec![
-                    text(e, "id"),
-                    text(e, "consideration"),
-                    text(e, "atUnixMs"),
-                    text(e, "kind"),
-                    text(e, "view"),
-                    text(e, "summary"),
+                    output::field(e, "id"),
+                    output::field(e, "consideration"),
+                    output::field(e, "atUnixMs"),
+                    output::field(e, "kind"),
+                    output::field(e, "view"),
+                    output::field(e, "summary"),
                 ]);
             }
             print_table(t, "no migration event yet")
@@ -165,10 +165,10 @@ pub async fn run(client: &Client, cmd: &MigrationsCommand) -> anyhow::Result<()>
             for e in v.get("consideration").and_then(Value::as_array).into_iter().flatten() {
                 out.push_str(&format!(
                     "#{} {} {}: {}\n",
-                    text(e, "id"),
-                    text(e, "kind"),
-                    text(e, "view"),
-                    text(e, "summary")
+                    output::field(e, "id"),
+                    output::field(e, "kind"),
+                    output::field(e, "view"),
+                    output::field(e, "summary")
                 ));
                 if let Some(plan) = e.get("plan") {
                     for line in plan.get("explanation").and_then(Value::as_array).into_iter().flatten() {
@@ -212,15 +212,15 @@ pub async fn run_replicas(client: &Client, cmd: &ReplicasCommand) -> anyhow::Res
             ]);
             for r in items(&v) {
                 t.push(vec![
-                    text(r, "view"),
-                    text(r, "id"),
-                    text(r, "phase"),
-                    text(r, "strategy"),
-                    number(r.get("freshnessLagSeconds")),
-                    number(r.get("stalenessBoundSeconds")),
-                    text(r, "fresh"),
-                    text(r, "bytes"),
-                    text(r, "lastError"),
+                    output::field(r, "view"),
+                    output::field(r, "id"),
+                    output::field(r, "phase"),
+                    output::field(r, "strategy"),
+                    output::number(r.get("freshnessLagSeconds"), 3),
+                    output::number(r.get("stalenessBoundSeconds"), 3),
+                    output::field(r, "fresh"),
+                    output::field(r, "bytes"),
+                    output::field(r, "lastError"),
                 ]);
             }
             print_table(t, "this node holds no replica")
@@ -243,25 +243,9 @@ fn print_table(t: Table, empty: &str) -> anyhow::Result<()> {
 fn reason(v: &Value) -> String {
     match (v.get("kind").and_then(Value::as_str), v.get("confidence"), v.get("low"), v.get("high")) {
         (Some(kind), Some(c), Some(l), Some(h)) => {
-            format!("{kind}: confidence {} outside {}..{}", number(Some(c)), l, h)
+            format!("{kind}: confidence {} outside {}..{}", output::number(Some(c), 3), l, h)
         }
         (Some(kind), ..) => kind.to_string(),
         _ => v.to_string(),
-    }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn number(v: Option<&Value>) -> String {
-    match v.and_then(Value::as_f64) {
-        None => "-".into(),
-        Some(n) if n.fract() == 0.0 => format!("{n:.0}"),
-        Some(n) => format!("{n:.3}"),
     }
 }

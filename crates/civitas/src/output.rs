@@ -131,6 +131,26 @@ pub fn cell(doc: &Value, pointer: &str) -> String {
     }
 }
 
+/// The field `key` of `v` for a status table: strings as they are, other values printed,
+/// `-` when absent or null.
+pub fn field(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A number for a status table: whole numbers without decimals, others with `decimals`,
+/// `-` when absent.
+pub fn number(v: Option<&Value>, decimals: usize) -> String {
+    match v.and_then(Value::as_f64) {
+        None => "-".into(),
+        Some(n) if n.fract() == 0.0 => format!("{n:.0}"),
+        Some(n) => format!("{n:.decimals$}"),
+    }
+}
+
 /// The number of elements of the array at `pointer` (0 when absent).
 pub fn count(doc: &Value, pointer: &str) -> String {
     doc.pointer(pointer).and_then(Value::as_array).map_or(0, Vec::len).to_string()

@@ -87,13 +87,13 @@ pub async fn run(client: &Client, cmd: &SddCommand) -> anyhow::Result<()> {
             let mut t = Table::new(&["ID", "AT_UNIX_MS", "KIND", "VIEW", "CLIENT_SITE", "TRIGGER", "VALUE"]);
             for e in events.get("events").and_then(Value::as_array).into_iter().flatten() {
                 t.push(vec![
-                    text(e, "id"),
-                    text(e, "atUnixMs"),
-                    text(e, "kind"),
-                    text(e, "view"),
-                    text(e, "clientSite"),
-                    text(e, "trigger"),
-                    number(e.get("value")),
+                    output::field(e, "id"),
+                    output::field(e, "atUnixMs"),
+                    output::field(e, "kind"),
+                    output::field(e, "view"),
+                    output::field(e, "clientSite"),
+                    output::field(e, "trigger"),
+                    output::number(e.get("value"), 2),
                 ]);
             }
             output::print_text(&t.render())
@@ -130,13 +130,18 @@ fn print_status(format: Format, status: &Value) -> anyhow::Result<()> {
         Table::new(&["VIEW", "CLIENT_SITE", "SAMPLES", "P50_MS", "P95_MS", "RATE_PER_S", "MEAN_BYTES", "TRIGGERS"]);
     for v in &views {
         let a = v.get("analysis");
-        let field = |name: &str| number(a.and_then(|a| a.get(name)));
-        let states: Vec<String> =
-            v.get("triggers").and_then(Value::as_array).into_iter().flatten().map(|t| text(t, "state")).collect();
+        let field = |name: &str| output::number(a.and_then(|a| a.get(name)), 2);
+        let states: Vec<String> = v
+            .get("triggers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| output::field(t, "state"))
+            .collect();
         t.push(vec![
-            text(v, "view"),
-            text(v, "clientSite"),
-            text(v, "samples"),
+            output::field(v, "view"),
+            output::field(v, "clientSite"),
+            output::field(v, "samples"),
             field("response_time.p50"),
             field("response_time.p95"),
             field("frequency.rate"),
@@ -147,20 +152,4 @@ fn print_status(format: Format, status: &Value) -> anyhow::Result<()> {
     text_out.push('\n');
     text_out.push_str(&t.render());
     output::print_text(&text_out)
-}
-
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn number(v: Option<&Value>) -> String {
-    match v.and_then(Value::as_f64) {
-        None => "-".into(),
-        Some(n) if n.fract() == 0.0 => format!("{n:.0}"),
-        Some(n) => format!("{n:.2}"),
-    }
 }
