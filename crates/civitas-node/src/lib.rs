@@ -17,6 +17,7 @@ pub mod federation;
 pub mod ledger_api;
 pub mod metrics;
 pub mod migrations_api;
+pub mod pipelines_api;
 mod openapi;
 pub mod problem;
 pub mod relocation;
