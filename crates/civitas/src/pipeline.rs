@@ -89,7 +89,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         Err(d) => d,
     };
     if args.output != Format::Table {
-        output::print_value(args.output, &serde_json::to_value(diags)?)?;
+        output::print_value(args.output, &diagnostics_value(diags)?)?;
     } else if !diags.items.is_empty() {
         eprintln!("{}", diags.render().trim_end());
     }
@@ -102,6 +102,20 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         }
         Err(d) => bail!("{} error(s); nothing to store until they are fixed", d.error_count()),
     }
+}
+
+/// The diagnostics as data, each item with its `position` (`file:line:col`, or
+/// `file#/pointer` for JSON) so that scripts need not count bytes.
+fn diagnostics_value(d: &Diagnostics) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(d)?;
+    if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
+        for (item, diag) in items.iter_mut().zip(&d.items) {
+            if let Value::Object(m) = item {
+                m.insert("position".into(), json!(d.position(&diag.location)));
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// Compiler diagnostics as the binary's error: the rendered text, then a count.

@@ -98,7 +98,10 @@ fn a_broken_file_is_refused_with_file_line_col_and_nothing_is_stored() {
     let run = server.civitas(&["pipeline", "check", path, "-o", "json"]);
     run.fails_with(1);
     let diags = json_of(&run.stdout);
-    assert_eq!(diags["items"][0]["code"], "E0202", "{diags:#}");
+    let items = diags["items"].as_array().cloned().unwrap_or_default();
+    let e0202 = items.iter().find(|i| i["code"] == "E0202").unwrap_or_else(|| panic!("{diags:#}"));
+    assert_eq!(e0202["severity"], "error");
+    assert!(e0202["position"].as_str().is_some_and(|p| p.starts_with(&format!("{path}:{line}:"))), "{diags:#}");
 
     // apply refuses it with the same diagnostics and stores nothing, not even the good files.
     let good = write_file(dir.path(), "a-site.json", &std::fs::read_to_string(example("city-sites.json")).unwrap());
@@ -225,6 +228,17 @@ async fn the_plan_api_stores_the_plan_with_the_pipeline_version() {
     let stored: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(stored["pipelineVersion"], "1.1");
     assert_eq!(stored["environment"], "graz");
+
+    // The generic sub-resources of the collection still answer beside the plan route.
+    let versions: Value =
+        http.get(format!("{}/api/v1/pipelines/urn:pipeline:marketing:campaign/versions", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(versions["versions"], json!(["1.0", "1.1"]), "{versions:#}");
 
     // An invalid Pipeline document is refused with the checker's diagnostics at pointers.
     let mut bad = doc.clone();
