@@ -72,3 +72,38 @@ impl PipelineDocument {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::{Document, Kind};
+
+    #[test]
+    fn a_pipeline_keeps_its_body_and_round_trips_canonically() {
+        let doc = json!({"@type": "Pipeline", "name": "urn:pipeline:p", "version": "1.0",
+            "stages": [{"run": {"name": "x", "kind": "builtin"}, "name": "a"}], "description": "d"});
+        let d = Document::decode(&doc).expect("valid header and stages");
+        assert_eq!(d.kind(), Kind::Pipeline);
+        assert_eq!(Kind::from_user_text("pipelines"), Some(Kind::Pipeline));
+        let encoded = d.encode();
+        let keys: Vec<&str> = encoded.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["@context", "@type", "name", "version", "description", "stages"]);
+        assert_eq!(encoded["stages"][0], json!({"name": "a", "run": {"kind": "builtin", "name": "x"}}));
+        assert_eq!(Document::decode(&encoded).unwrap(), d);
+        assert!(d.references().is_empty(), "views and sites may live elsewhere");
+        assert!(d.search_text().contains(" a"), "stage names are searchable");
+    }
+
+    #[test]
+    fn the_model_checks_the_header_and_the_stages_array() {
+        let e = Document::decode(&json!({"@type": "Pipeline", "name": "not a urn", "stages": 3})).unwrap_err();
+        let pointers: Vec<&str> = e.0.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/name", "/version", "/stages"], "{e}");
+        let e = Document::decode(&json!({"@type": "Pipeline", "name": "urn:pl:q", "version": "1", "stages": [1]}))
+            .unwrap_err();
+        assert_eq!(e.0[0].pointer, "/stages/0", "{e}");
+        let e = Document::decode(&json!({"@type": "Pipeline", "name": "urn:pl:q", "version": "1"})).unwrap_err();
+        assert_eq!(e.0[0].pointer, "/stages", "{e}");
+    }
+}

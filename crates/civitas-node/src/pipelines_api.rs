@@ -285,4 +285,15 @@ mod tests {
         assert!(p.errors.iter().all(|e| e.pointer.as_deref().is_some_and(|ptr| ptr.starts_with("/1"))), "{p:?}");
         assert!(p.extensions.contains_key("diagnostics"));
     }
+
+    #[test]
+    fn the_example_of_docs_model_md_passes_the_checker() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/model.md")).unwrap();
+        let section = &text[text.find("## Pipeline").expect("a Pipeline section")..];
+        let start = section.find("```json\n").expect("a JSON example") + "```json\n".len();
+        let body = &section[start..start + section[start..].find("```").expect("closed")];
+        let value: Value = serde_json::from_str(body).expect("JSON");
+        let docs = Document::decode_many(&value, None).expect("the model accepts it");
+        check_pipelines(&docs, false).unwrap_or_else(|p| panic!("{p:?}"));
+    }
 }
