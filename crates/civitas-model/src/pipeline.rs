@@ -40,7 +40,10 @@ impl PipelineDocument {
             Some(Value::Array(stages)) => {
                 for (i, s) in stages.iter().enumerate() {
                     if !s.is_object() {
-                        errs.push(&format!("{}/{i}", r.at("stages")), format!("expected an object, found {}", type_name(s)));
+                        errs.push(
+                            &format!("{}/{i}", r.at("stages")),
+                            format!("expected an object, found {}", type_name(s)),
+                        );
                     }
                 }
             }
@@ -48,7 +51,8 @@ impl PipelineDocument {
         }
         let mut body = Map::new();
         for (k, v) in r.obj {
-            if !matches!(k.as_str(), "@context" | "@type" | "@id" | "name" | "version" | "creationDate" | "lastUpdate") {
+            if !matches!(k.as_str(), "@context" | "@type" | "@id" | "name" | "version" | "creationDate" | "lastUpdate")
+            {
                 body.insert(k.clone(), sorted(v));
             }
         }

@@ -121,7 +121,8 @@ async fn plan(
         let stored = s.catalog.get(Kind::Pipeline, &name, None).await?;
         let doc = stored.document()?;
         let text = serde_json::to_string(&checkable(&doc)).unwrap_or_default();
-        let checked = civitas_pipeline::check_sources(&[(format!("{name}.json"), text)]).map_err(diagnostics_problem)?;
+        let checked =
+            civitas_pipeline::check_sources(&[(format!("{name}.json"), text)]).map_err(diagnostics_problem)?;
         let pipeline = checked.pipelines.first().ok_or_else(|| Problem::no_route(&path))?;
         let environment = (env.is_some() || !request.parameters.is_empty())
             .then(|| Environment { name: env.clone().unwrap_or_default(), values: request.parameters });
@@ -179,7 +180,8 @@ fn diagnostics_problem(d: Diagnostics) -> Problem {
     let mut p = Problem::invalid(ValidationErrors(errors));
     p.title = "Pipeline cannot be planned";
     p.type_uri = format!("{}pipeline-not-planned", crate::problem::PROBLEM_BASE);
-    p.detail = format!("{n} problem{} with the pipeline on this catalog; no plan was stored", if n == 1 { "" } else { "s" });
+    p.detail =
+        format!("{n} problem{} with the pipeline on this catalog; no plan was stored", if n == 1 { "" } else { "s" });
     p.with("diagnostics", serde_json::to_value(&d).unwrap_or(Value::Null))
 }
 
@@ -218,9 +220,8 @@ async fn continuum(s: &AppState) -> Result<Continuum, Problem> {
             }
         }
     }
-    Continuum::from_documents(&docs).map_err(|e| {
-        Problem::new(StatusCode::CONFLICT, "inconsistent-catalog", "Inconsistent catalog", e.to_string())
-    })
+    Continuum::from_documents(&docs)
+        .map_err(|e| Problem::new(StatusCode::CONFLICT, "inconsistent-catalog", "Inconsistent catalog", e.to_string()))
 }
 
 /// The stored plans of every pipeline but `except`.

@@ -209,7 +209,12 @@ async fn the_plan_api_stores_the_plan_with_the_pipeline_version() {
     let resp = http.post(format!("{}/api/v1/pipelines", server.url)).json(&doc).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
     // No site is under French law: refused with the requirement to relax, nothing replaced.
-    let resp = http.post(format!("{url}?env=paris")).json(&json!({"parameters": {"jurisdiction": "FR"}})).send().await.unwrap();
+    let resp = http
+        .post(format!("{url}?env=paris"))
+        .json(&json!({"parameters": {"jurisdiction": "FR"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem: Value = resp.json().await.unwrap();
     assert!(problem["errors"].to_string().contains("E0300"), "{problem:#}");
@@ -230,14 +235,14 @@ async fn the_plan_api_stores_the_plan_with_the_pipeline_version() {
     assert_eq!(stored["environment"], "graz");
 
     // The generic sub-resources of the collection still answer beside the plan route.
-    let versions: Value =
-        http.get(format!("{}/api/v1/pipelines/urn:pipeline:marketing:campaign/versions", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let versions: Value = http
+        .get(format!("{}/api/v1/pipelines/urn:pipeline:marketing:campaign/versions", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(versions["versions"], json!(["1.0", "1.1"]), "{versions:#}");
 
     // An invalid Pipeline document is refused with the checker's diagnostics at pointers.
