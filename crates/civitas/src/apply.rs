@@ -175,11 +175,10 @@ impl Batch {
             return Ok(());
         }
         let checked = civitas_pipeline::check_files(files).map_err(|d| {
-            anyhow::anyhow!(
-                "{}\n{} error(s) in the pipeline files; nothing was applied",
-                d.render().trim_end(),
-                d.error_count()
-            )
+            // The compiler's own rendering (`error[E…]`, `file:line:col`, caret, hint) first;
+            // the binary's `error:` line then sums it up.
+            eprintln!("{}", d.render().trim_end());
+            anyhow::anyhow!("{} error(s) in the pipeline files; nothing was applied", d.error_count())
         })?;
         if !checked.warnings.items.is_empty() {
             eprintln!("{}", checked.warnings.render().trim_end());

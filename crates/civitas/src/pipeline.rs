@@ -118,9 +118,11 @@ fn diagnostics_value(d: &Diagnostics) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-/// Compiler diagnostics as the binary's error: the rendered text, then a count.
+/// Prints compiler diagnostics as the compiler renders them; the binary's `error:` line
+/// (this error) sums them up.
 fn refused(d: &Diagnostics, what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{}\n{} error(s); {what}", d.render().trim_end(), d.error_count())
+    eprintln!("{}", d.render().trim_end());
+    anyhow::anyhow!("{} error(s); {what}", d.error_count())
 }
 
 async fn plan(client: &Client, args: &PlanArgs) -> anyhow::Result<()> {

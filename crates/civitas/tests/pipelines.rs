@@ -148,6 +148,19 @@ fn plans_place_the_examples_where_a_reader_expects() {
     assert!(table.contains("night_alarm → urn:site:vienna:fog-2"), "{table}");
     assert!(table.contains("runner-up"), "{table}");
 
+    // --save: the node plans with the environment's values and keeps the plan in its data dir.
+    let args = ["pipeline", "plan", "urn:pipeline:ehealth:home-care", "--env-file", &envs, "--env", "vienna", "--save"];
+    let saved = server.civitas(&[&args[..], &["-o", "json"]].concat()).ok().to_string();
+    let saved = json_of(&saved);
+    assert_eq!(saved["environment"], "vienna");
+    assert_eq!(saved["parameters"]["jurisdiction"], "AT");
+    assert_eq!(site_of(&saved, "night_alarm"), "urn:site:vienna:fog-2");
+    let file = server.data_dir.join("pipeline-plans/urn:pipeline:ehealth:home-care.json");
+    let stored = json_of(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+    assert_eq!(stored, saved);
+    let err = server.civitas(&["pipeline", "plan", &campaign, "--save"]).fails_with(1).to_string();
+    assert!(err.contains("apply -f"), "--save needs a stored pipeline: {err}");
+
     // A requirement no site meets: E0300 with the nearest site, exit 1.
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(example("e-health.civ"))
@@ -266,5 +279,46 @@ async fn the_plan_api_stores_the_plan_with_the_pipeline_version() {
     // The plan of an unknown pipeline: 404.
     let resp = http.post(format!("{}/api/v1/pipelines/urn:pipeline:none/plan", server.url)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_plans_of_other_pipelines_hold_their_capacity() {
+    let server = tokio::task::spawn_blocking(|| {
+        let server = Server::start();
+        let dir = tempfile::tempdir().unwrap();
+        let site = json!({"@type": "Site", "name": "urn:site:test:one", "version": "1.0", "tier": "edge",
+            "region": "r", "capacity": {"cpuCores": 1, "memoryBytes": 1073741824}});
+        write_file(dir.path(), "site.json", &site.to_string());
+        for p in ["a", "b"] {
+            let text = format!(
+                "pipeline urn:pipeline:test:{p} {{\n  version \"1.0\"\n  stage work {{\n    run builtin \"x\"\n    \
+                 trigger every 1m\n    resources cpu 0.6, memory 128MiB\n  }}\n}}\n"
+            );
+            write_file(dir.path(), &format!("{p}.civ"), &text);
+        }
+        server.civitas(&["apply", "-f", dir.path().to_str().unwrap()]).ok();
+        server
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let plan = |p: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/pipelines/urn:pipeline:test:{p}/plan", server.url);
+        async move { http.post(url).send().await.unwrap() }
+    };
+
+    // a takes 0.6 of the site's one core.
+    let resp = plan("a").await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+    // b does not fit beside a's stored plan: refused, with the stage to relax.
+    let resp = plan("b").await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = resp.json().await.unwrap();
+    assert!(problem["errors"].to_string().contains("E0300"), "{problem:#}");
+    // a planned again does not compete with its own earlier plan.
+    let resp = plan("a").await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
     tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
 }
