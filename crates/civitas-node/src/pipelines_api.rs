@@ -27,6 +27,9 @@ use civitas_pipeline::{Diagnostics, Environment, Location, Severity};
 use crate::api::{AppState, Params, json_response, read_json};
 use crate::problem::Problem;
 
+/// Serialises planning in this process (see [`plan`]).
+static PLANNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Route templates, for the metrics labels.
 pub const ROUTES: &[&str] = &["/api/v1/pipelines/{name}/plan"];
 
@@ -123,21 +126,32 @@ async fn plan(
         let text = serde_json::to_string(&checkable(&doc)).unwrap_or_default();
         let checked =
             civitas_pipeline::check_sources(&[(format!("{name}.json"), text)]).map_err(diagnostics_problem)?;
-        let pipeline = checked.pipelines.first().ok_or_else(|| Problem::no_route(&path))?;
         let environment = (env.is_some() || !request.parameters.is_empty())
             .then(|| Environment { name: env.clone().unwrap_or_default(), values: request.parameters });
-        let environment = environment.filter(|e| !e.name.is_empty() || !e.values.is_empty());
-
-        let dir = plans_dir(&s);
-        let mut continuum = continuum(&s).await?;
-        let others = read_plans(&dir, &name).await?;
-        for other in &others {
-            continuum.reserve(other);
-        }
         let options = PlanOptions { environment: env, ..PlanOptions::default() };
-        let checked_ref = &checked;
-        let plan = civitas_pipeline::plan_checked(checked_ref, pipeline, environment.as_ref(), &continuum, &options)
-            .map_err(diagnostics_problem)?;
+
+        // One plan at a time: two plans computed side by side would each see the other's
+        // capacity as free. Waiting is bounded by the planning of the one before.
+        let _planning = PLANNING.lock().await;
+        let dir = plans_dir(&s);
+        let docs = continuum_documents(&s).await?;
+        let others = read_plans(&dir, &name).await?;
+        // Building the continuum (all-pairs paths) and solving are CPU-bound.
+        let plan = tokio::task::spawn_blocking(move || {
+            let mut continuum = Continuum::from_documents(&docs).map_err(|e| {
+                Problem::new(StatusCode::CONFLICT, "inconsistent-catalog", "Inconsistent catalog", e.to_string())
+            })?;
+            for other in &others {
+                continuum.reserve(other);
+            }
+            let pipeline = checked.pipelines.first().ok_or_else(|| {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Planning failed", "no pipeline decoded")
+            })?;
+            civitas_pipeline::plan_checked(&checked, pipeline, environment.as_ref(), &continuum, &options)
+                .map_err(diagnostics_problem)
+        })
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Planning failed", e.to_string()))??;
         write_plan(&dir, &name, &plan).await?;
         Ok(json_response(StatusCode::CREATED, &plan))
     };
@@ -203,8 +217,8 @@ fn plan_file(dir: &FsPath, name: &Urn) -> PathBuf {
     dir.join(format!("{}.json", name.as_str()))
 }
 
-/// The continuum of this node's catalog: every site, site link and data instance.
-async fn continuum(s: &AppState) -> Result<Continuum, Problem> {
+/// What the continuum is built from: every site, site link and data instance of this node's catalog.
+async fn continuum_documents(s: &AppState) -> Result<Vec<Document>, Problem> {
     let mut docs = Vec::new();
     for kind in [Kind::Site, Kind::SiteLink, Kind::DataInstance] {
         let query = SearchQuery { kind: Some(kind), ..SearchQuery::default() };
@@ -220,8 +234,7 @@ async fn continuum(s: &AppState) -> Result<Continuum, Problem> {
             }
         }
     }
-    Continuum::from_documents(&docs)
-        .map_err(|e| Problem::new(StatusCode::CONFLICT, "inconsistent-catalog", "Inconsistent catalog", e.to_string()))
+    Ok(docs)
 }
 
 /// The stored plans of every pipeline but `except`.
