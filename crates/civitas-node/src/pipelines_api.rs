@@ -13,6 +13,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -102,14 +103,14 @@ struct PlanRequest {
 async fn plan(
     State(s): State<AppState>,
     uri: OriginalUri,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let path = uri.path().to_string();
     let inner = async {
-        let name = Urn::parse(&name).map_err(|e| Problem::bad_parameter("name", e))?;
+        let name = path_name(name)?;
         let mut params = Params::parse(q.as_deref())?;
         let env = params.take("env");
         params.finish()?;
@@ -162,12 +163,12 @@ async fn plan(
 async fn stored_plan(
     State(s): State<AppState>,
     uri: OriginalUri,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
     let path = uri.path().to_string();
     let inner = async {
-        let name = Urn::parse(&name).map_err(|e| Problem::bad_parameter("name", e))?;
+        let name = path_name(name)?;
         Params::parse(q.as_deref())?.finish()?;
         let file = plan_file(&plans_dir(&s), &name);
         match tokio::fs::read(&file).await {
@@ -185,6 +186,12 @@ async fn stored_plan(
         }
     };
     inner.await.map_err(|p: Problem| p.at(&path))
+}
+
+/// The `{name}` of the route as a URN; a bad one is a problem document like any other.
+fn path_name(name: Result<Path<String>, PathRejection>) -> Result<Urn, Problem> {
+    let Path(name) = name.map_err(|e| Problem::bad_parameter("path", e.body_text()))?;
+    Urn::parse(&name).map_err(|e| Problem::bad_parameter("name", e))
 }
 
 /// 422 with the checker's or the scheduler's diagnostics (E0300 names the requirement).

@@ -279,6 +279,11 @@ async fn the_plan_api_stores_the_plan_with_the_pipeline_version() {
     // The plan of an unknown pipeline: 404.
     let resp = http.post(format!("{}/api/v1/pipelines/urn:pipeline:none/plan", server.url)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // A name that is no URN: 400, as a problem document.
+    let resp = http.get(format!("{}/api/v1/pipelines/not-a-urn/plan", server.url)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["parameter"], "name", "{problem:#}");
     tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
 }
 
