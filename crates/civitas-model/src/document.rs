@@ -9,6 +9,7 @@ use crate::deployment::{DeploymentInstance, DeploymentUnit, TechnicalUnit};
 use crate::error::ValidationErrors;
 use crate::instance::DataInstance;
 use crate::name::Urn;
+use crate::pipeline::PipelineDocument;
 use crate::reader::{Errors, ObjectReader, type_name};
 use crate::site::{Site, SiteLink};
 use crate::unit::DataUnit;
@@ -30,12 +31,14 @@ pub enum Kind {
     DeploymentUnit,
     /// [`DeploymentInstance`]
     DeploymentInstance,
+    /// [`PipelineDocument`]
+    Pipeline,
 }
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it,
     /// except a unit's informational `dataInstances`).
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Site,
         Kind::SiteLink,
         Kind::DataUnit,
@@ -43,6 +46,7 @@ impl Kind {
         Kind::DeploymentUnit,
         Kind::DeploymentInstance,
         Kind::DataInstance,
+        Kind::Pipeline,
     ];
 
     /// The JSON-LD `@type`.
@@ -55,6 +59,7 @@ impl Kind {
             Kind::TechnicalUnit => TechnicalUnit::TYPE,
             Kind::DeploymentUnit => DeploymentUnit::TYPE,
             Kind::DeploymentInstance => DeploymentInstance::TYPE,
+            Kind::Pipeline => PipelineDocument::TYPE,
         }
     }
 
@@ -68,6 +73,7 @@ impl Kind {
             Kind::TechnicalUnit => "technical-units",
             Kind::DeploymentUnit => "deployment-units",
             Kind::DeploymentInstance => "deployments",
+            Kind::Pipeline => "pipelines",
         }
     }
 
@@ -92,6 +98,7 @@ impl Kind {
             "deployment" | "deployments" | "deploymentinstance" | "deploymentinstances" | "di" => {
                 Kind::DeploymentInstance
             }
+            "pipeline" | "pipelines" => Kind::Pipeline,
             _ => return None,
         };
         Some(k)
@@ -132,6 +139,8 @@ pub enum Document {
     DeploymentUnit(DeploymentUnit),
     /// A deployment instance.
     DeploymentInstance(DeploymentInstance),
+    /// A pipeline, checked in full by `civitas-pipeline` in the node (see [`PipelineDocument`]).
+    Pipeline(PipelineDocument),
 }
 
 impl Document {
@@ -225,6 +234,7 @@ impl Document {
             Kind::TechnicalUnit => Document::TechnicalUnit(TechnicalUnit::decode(r, errs)?),
             Kind::DeploymentUnit => Document::DeploymentUnit(DeploymentUnit::decode(r, errs)?),
             Kind::DeploymentInstance => Document::DeploymentInstance(DeploymentInstance::decode(r, errs)?),
+            Kind::Pipeline => Document::Pipeline(PipelineDocument::decode(r, errs)?),
         })
     }
 
@@ -238,6 +248,7 @@ impl Document {
             Document::TechnicalUnit(d) => d.encode(),
             Document::DeploymentUnit(d) => d.encode(),
             Document::DeploymentInstance(d) => d.encode(),
+            Document::Pipeline(d) => d.encode(),
         })
     }
 
@@ -256,6 +267,7 @@ impl Document {
             Document::TechnicalUnit(_) => Kind::TechnicalUnit,
             Document::DeploymentUnit(_) => Kind::DeploymentUnit,
             Document::DeploymentInstance(_) => Kind::DeploymentInstance,
+            Document::Pipeline(_) => Kind::Pipeline,
         }
     }
 
@@ -269,6 +281,7 @@ impl Document {
             Document::TechnicalUnit(d) => &d.header,
             Document::DeploymentUnit(d) => &d.header,
             Document::DeploymentInstance(d) => &d.header,
+            Document::Pipeline(d) => &d.header,
         }
     }
 
@@ -323,6 +336,9 @@ impl Document {
                 add(Kind::DeploymentUnit, &d.deployment_unit, "/deploymentUnit".into());
                 add(Kind::Site, &d.site, "/site".into());
             }
+            // Views a pipeline reads may live in a peer's catalog, and its sites are the
+            // scheduler's choice: none must exist here (see `PipelineDocument`).
+            Document::Pipeline(_) => {}
         }
         out
     }
@@ -341,6 +357,12 @@ impl Document {
                 if let Some(d) = &t.description {
                     text.push(' ');
                     text.push_str(&d.to_ascii_lowercase());
+                }
+            }
+            Document::Pipeline(p) => {
+                for stage in p.stage_names() {
+                    text.push(' ');
+                    text.push_str(&stage.to_ascii_lowercase());
                 }
             }
             _ => {}

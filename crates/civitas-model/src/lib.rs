@@ -1,7 +1,8 @@
 //! The Civitas system model: what the catalog stores and every module speaks.
 //!
 //! It holds the paper's concepts — [`DataUnit`] with its [`View`]s, [`DataInstance`],
-//! [`Site`] and [`SiteLink`], [`TechnicalUnit`], [`DeploymentUnit`], [`DeploymentInstance`] —
+//! [`Site`] and [`SiteLink`], [`TechnicalUnit`], [`DeploymentUnit`], [`DeploymentInstance`],
+//! and the [`PipelineDocument`] (header checked here, body checked by `civitas-pipeline`) —
 //! and their JSON-LD codec: [`Document::decode`] reads the paper's listings as written
 //! (numbers as strings, `metainformation` blocks, any `@context`) and reports every
 //! problem at once with a JSON pointer; [`Document::encode`] writes canonical JSON-LD
@@ -25,6 +26,7 @@ mod frequency;
 mod instance;
 mod name;
 mod observation;
+mod pipeline;
 mod reader;
 pub use reader::type_name as json_type_name;
 mod security;
@@ -40,6 +42,7 @@ pub use frequency::{Period, UpdateFrequency};
 pub use instance::{DataInstance, InstanceRole};
 pub use name::{MAX_NAME_LEN, MAX_VERSION_LEN, Urn, check_segment, check_version, compare_versions};
 pub use observation::Observation;
+pub use pipeline::PipelineDocument;
 pub use security::SecurityConstraint;
 pub use site::{Capacity, Prices, Site, SiteLink, Tier};
 pub use time::{Timestamp, format_timestamp, parse_timestamp};

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sdd_api::routes())
         .merge(crate::migrations_api::routes())
         .merge(crate::security_api::routes())
+        .merge(crate::pipelines_api::routes())
         .merge(crate::ledger_api::router(
             Arc::clone(&state.ledger),
             Arc::clone(&state.node_key),
@@ -212,6 +213,7 @@ async fn apply_value(s: &AppState, kind: Option<Kind>, value: &Value, dry_run: b
 }
 
 async fn apply_docs(s: &AppState, docs: Vec<Document>, indexed: bool, dry_run: bool) -> ApiResult {
+    crate::pipelines_api::check_pipelines(&docs, indexed)?;
     let report = s.catalog.apply(docs, ApplyOptions { dry_run, indexed_pointers: indexed }).await?;
     let created = !dry_run && report.results.iter().any(|r| r.outcome == ApplyOutcome::Created);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

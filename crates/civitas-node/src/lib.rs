@@ -18,6 +18,7 @@ pub mod ledger_api;
 pub mod metrics;
 pub mod migrations_api;
 mod openapi;
+pub mod pipelines_api;
 pub mod problem;
 pub mod relocation;
 pub mod sdd_api;

@@ -64,6 +64,7 @@ fn route_label(matched: Option<&MatchedPath>) -> &'static str {
                 .chain(crate::ledger_api::ROUTES)
                 .chain(crate::migrations_api::ROUTES)
                 .chain(crate::security_api::ROUTES)
+                .chain(crate::pipelines_api::ROUTES)
                 .find(|r| **r == m.as_str())
                 .copied()
         })

@@ -119,6 +119,15 @@ pub fn document() -> Value {
         "/api/v1/sdd/observations".into(),
         simple("Observations reported by a stand-alone proxy (array, at most 10,000)", "post"),
     );
+    paths.insert(
+        "/api/v1/pipelines/{name}/plan".into(),
+        json!({
+            "post": {"summary": "Plan the stored pipeline on this node's catalog and keep the plan; ?env=ENV, body {\"parameters\": {...}} (optional)",
+                     "responses": with(problem_responses(&["400", "404", "409", "422"]), "201", "the plan", json!({"type": "object"}))},
+            "get": {"summary": "The stored plan of the pipeline, with its pipelineVersion",
+                    "responses": with(problem_responses(&["404"]), "200", "the plan", json!({"type": "object"}))},
+        }),
+    );
     for (path, method, summary) in [
         ("/api/v1/ledger", "get", "Ledger summary: origin, size, latest checkpoint"),
         ("/api/v1/ledger/entries", "post", "Append an entry {\"kind\", \"data\"}; answers its index once durable"),

@@ -115,7 +115,7 @@ pub struct Stage {
 
 /// What a stage runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Run {
     /// A stage built into Civitas (`run builtin "http-redirector"`).
     Builtin {
@@ -155,7 +155,7 @@ pub struct Input {
 
 /// The source of an input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum InputSource {
     /// Another stage's output.
     Stage {
@@ -239,7 +239,7 @@ impl<'de> Deserialize<'de> for DataType {
 
 /// When a stage runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Trigger {
     /// A cron expression with five fields (`0 */3 * * *`: eight times a day).
     Cron {
@@ -340,7 +340,7 @@ impl Scope {
 
 /// A hard requirement of a stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Requirement {
     /// The site's tier is one of these.
     Tier {
@@ -396,7 +396,7 @@ pub struct Preference {
 
 /// What a preference asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Preferred {
     /// A site of this tier.
     Tier {
@@ -501,7 +501,7 @@ pub struct Policy {
 
 /// What an adaptation rule does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Action {
     /// Add replicas.
     ScaleOut {

@@ -34,7 +34,7 @@ fn examples_round_trip_through_json_ld() {
 fn json_stage_shape_is_stable() {
     let p = &examples()[0];
     let json = to_json(p);
-    expect![[r#"{"name":"redirector","run":{"kind":"builtin","name":"http-redirector"},"outputs":[{"name":"clicks","type":"stream<click>","bytesPerHour":200000000.0}],"triggers":[{"kind":"onEvent","event":"http.request"}],"resources":{"cpuCores":0.5,"memoryBytes":268435456},"requirements":[{"kind":"tier","tiers":["edge"]},{"kind":"latencyToView","view":"urn:marketing:campaigns:links","max_ms":10.0}],"slos":[{"metric":"latency.p99","op":"<=","target":200.0},{"metric":"availability","op":">=","target":99.9}],"policies":[{"metric":"latency.p99","op":">","threshold":150.0,"forMs":120000,"action":{"kind":"scaleOut","by":1},"max":4,"cooldownMs":300000}]}"#]]
+    expect![[r#"{"name":"redirector","run":{"kind":"builtin","name":"http-redirector"},"outputs":[{"name":"clicks","type":"stream<click>","bytesPerHour":200000000.0}],"triggers":[{"kind":"onEvent","event":"http.request"}],"resources":{"cpuCores":0.5,"memoryBytes":268435456},"requirements":[{"kind":"tier","tiers":["edge"]},{"kind":"latencyToView","view":"urn:marketing:campaigns:links","maxMs":10.0}],"slos":[{"metric":"latency.p99","op":"<=","target":200.0},{"metric":"availability","op":">=","target":99.9}],"policies":[{"metric":"latency.p99","op":">","threshold":150.0,"forMs":120000,"action":{"kind":"scaleOut","by":1},"max":4,"cooldownMs":300000}]}"#]]
     .assert_eq(&serde_json::to_string(&json["stages"][0]).unwrap());
 }
 

@@ -22,14 +22,17 @@ Examples:
   # Apply one file (JSON, JSON-LD or YAML; one document or an array)
   civitas apply -f examples/urbem/units.json
 
+  # Compile a pipeline written in the DSL and store it (nothing is stored on an error)
+  civitas apply -f examples/pipelines/marketing-campaign.civ
+
   # Check what would change without storing anything
   civitas apply -f examples/urbem --dry-run
 
   # Read documents from standard input and print the server's report as JSON
   cat unit.yaml | civitas apply -f - -o json")]
 pub struct ApplyArgs {
-    /// A `.json`, `.jsonld`, `.yaml` or `.yml` file, a directory of them (not recursive, in name
-    /// order), or `-` for standard input.
+    /// A `.json`, `.jsonld`, `.yaml`, `.yml` or `.civ` (pipeline DSL) file, a directory of them
+    /// (not recursive, in name order), or `-` for standard input (JSON or YAML).
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
     pub path: PathBuf,
     /// Validate against the node's catalog without storing anything.
@@ -137,12 +140,17 @@ impl Batch {
                 }
             }
             if files.is_empty() {
-                bail!("{}: the directory holds no .json, .jsonld, .yaml or .yml file", path.display());
+                bail!("{}: the directory holds no .json, .jsonld, .yaml, .yml or .civ file", path.display());
             }
             files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-            for f in files {
+            let (civ, other): (Vec<PathBuf>, Vec<PathBuf>) =
+                files.into_iter().partition(|f| matches!(syntax_of(f), Some(Syntax::Civ)));
+            for f in other {
                 batch.add_file(&f)?;
             }
+            batch.add_pipelines(&civ)?;
+        } else if let Some(Syntax::Civ) = syntax_of(path) {
+            batch.add_pipelines(&[path.to_path_buf()])?;
         } else {
             batch.add_file(path)?;
         }
@@ -150,11 +158,42 @@ impl Batch {
     }
 
     fn add_file(&mut self, path: &Path) -> anyhow::Result<()> {
-        let Some(syntax) = syntax_of(path) else {
-            bail!("{}: not a .json, .jsonld, .yaml or .yml file", path.display());
+        let syntax = match syntax_of(path) {
+            Some(s @ (Syntax::Json | Syntax::Yaml)) => s,
+            _ => bail!("{}: not a .json, .jsonld, .yaml, .yml or .civ file", path.display()),
         };
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         self.add_text(path, &text, syntax)
+    }
+
+    /// Compiles `.civ` files together (so a pipeline may use environments of another file)
+    /// and adds every pipeline as its `Pipeline` JSON-LD document, the same document
+    /// `civitas get pipeline NAME -o json` returns. Any error refuses the whole batch with
+    /// the compiler's diagnostics; warnings go to standard error.
+    fn add_pipelines(&mut self, files: &[PathBuf]) -> anyhow::Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let checked = civitas_pipeline::check_files(files).map_err(|d| {
+            // The compiler's own rendering (`error[E…]`, `file:line:col`, caret, hint) first;
+            // the binary's `error:` line then sums it up.
+            eprintln!("{}", d.render().trim_end());
+            anyhow::anyhow!("{} error(s) in the pipeline files; nothing was applied", d.error_count())
+        })?;
+        if !checked.warnings.items.is_empty() {
+            eprintln!("{}", checked.warnings.render().trim_end());
+        }
+        for file in files {
+            let name = file.display().to_string();
+            let source = checked.warnings.sources.iter().position(|s| s.name == name);
+            let ours: Vec<_> = checked.pipelines.iter().filter(|p| Some(p.source) == source).collect();
+            let single = ours.len() == 1;
+            for (i, p) in ours.into_iter().enumerate() {
+                self.origins.push(Origin { file: file.clone(), index: (!single).then_some(i) });
+                self.documents.push(civitas_pipeline::to_json(&p.pipeline));
+            }
+        }
+        Ok(())
     }
 
     fn add_text(&mut self, path: &Path, text: &str, syntax: Syntax) -> anyhow::Result<()> {
@@ -175,6 +214,7 @@ impl Batch {
                 }
                 values
             }
+            Syntax::Civ => bail!("{}: pipeline DSL is compiled with its files, not read as documents", path.display()),
         };
         // One object alone in a file is named by the file; anything else by file[index].
         let (documents, single) = match <[Value; 1]>::try_from(values) {
@@ -228,6 +268,8 @@ impl Batch {
 enum Syntax {
     Json,
     Yaml,
+    /// The pipeline DSL, compiled by `civitas-pipeline`.
+    Civ,
 }
 
 fn syntax_of(path: &Path) -> Option<Syntax> {
@@ -235,6 +277,7 @@ fn syntax_of(path: &Path) -> Option<Syntax> {
     match ext.as_str() {
         "json" | "jsonld" => Some(Syntax::Json),
         "yaml" | "yml" => Some(Syntax::Yaml),
+        "civ" => Some(Syntax::Civ),
         _ => None,
     }
 }

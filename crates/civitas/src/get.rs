@@ -26,7 +26,7 @@ Examples:
   # Units whose names start with a prefix, or of one source type
   civitas get units --prefix urn:urbem: --source-type rest")]
 pub struct GetArgs {
-    /// units, instances, sites, site-links, technical-units, deployment-units, deployments
+    /// units, instances, sites, site-links, technical-units, deployment-units, deployments, pipelines
     /// (singulars, @types and short names such as du, tu, di work too).
     #[arg(value_name = "KIND", value_parser = parse_kind)]
     pub kind: Kind,

@@ -10,7 +10,7 @@ use crate::output::{Table, cell, count};
 /// lists the valid ones.
 pub fn parse_kind(s: &str) -> Result<Kind, String> {
     Kind::from_user_text(s).ok_or_else(|| {
-        const ORDER: [Kind; 7] = [
+        const ORDER: [Kind; 8] = [
             Kind::DataUnit,
             Kind::DataInstance,
             Kind::Site,
@@ -18,6 +18,7 @@ pub fn parse_kind(s: &str) -> Result<Kind, String> {
             Kind::TechnicalUnit,
             Kind::DeploymentUnit,
             Kind::DeploymentInstance,
+            Kind::Pipeline,
         ];
         let valid: Vec<&str> = ORDER.iter().map(|k| k.collection()).collect();
         format!(
@@ -59,6 +60,9 @@ pub fn table(kind: Kind, docs: &[Value]) -> Table {
                 cell(d, "/site"),
                 cell(d, "/endpoint"),
             ]
+        }),
+        Kind::Pipeline => (&["NAME", "VERSION", "STAGES", "DESCRIPTION"], |d| {
+            vec![cell(d, "/name"), cell(d, "/version"), count(d, "/stages"), cell(d, "/description")]
         }),
     };
     let mut t = Table::new(header);

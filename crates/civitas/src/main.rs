@@ -14,6 +14,7 @@ mod kind;
 mod ledger;
 mod migrations;
 mod output;
+mod pipeline;
 mod proxy;
 mod sdd;
 mod search;
@@ -114,6 +115,16 @@ Examples:
     /// Append to, read, prove and verify the node's tamper-evident ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Pipelines (the DSL): check `.civ` files, plan a pipeline on the node's sites.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  civitas pipeline check examples/pipelines/*.civ
+  civitas apply -f examples/pipelines/marketing-campaign.civ
+  civitas pipeline plan urn:pipeline:marketing:campaign --env-file examples/pipelines/environments.civ --env vienna"
+    )]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 fn main() -> ExitCode {
@@ -150,6 +161,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Command::Replicas(c) => migrations::run_replicas(&client, c).await,
             Command::Token(c) => token::run(&client, c).await,
             Command::Ledger(c) => ledger::run(&cli.server, c.clone()).await,
+            Command::Pipeline(c) => pipeline::run(&client, c).await,
         }
     })
 }
