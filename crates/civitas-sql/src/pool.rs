@@ -1,0 +1,117 @@
+//! A small bounded pool of PostgreSQL connections per configured connection.
+//!
+//! Why not a pool crate: the needs are three lines of policy (bounded, connect timeout,
+//! discard a connection that may be mid-transaction) and one fewer dependency is one fewer
+//! thing to keep.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, NoTls};
+
+use crate::config::ConnectionConfig;
+use crate::error::SqlError;
+
+/// Connections to one database: at most `pool_size` open, idle ones kept for reuse.
+pub(crate) struct Pool {
+    name: String,
+    config: tokio_postgres::Config,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Pool {
+    pub(crate) fn new(name: &str, config: &ConnectionConfig) -> Result<Self, SqlError> {
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            // The URL may hold a password: never echo it, only the reason.
+            .map_err(|e| SqlError::Config(format!("connection `{name}`: the url does not parse: {e}")))?;
+        let connect_timeout = Duration::from_millis(config.connect_timeout_ms.max(1));
+        pg.connect_timeout(connect_timeout);
+        pg.application_name("civitas");
+        if config.pool_size == 0 {
+            return Err(SqlError::Config(format!("connection `{name}`: pool_size must be at least 1")));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            config: pg,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(config.pool_size)),
+        })
+    }
+
+    /// A connection: an idle one, or a new one; waits for a free slot and connects within
+    /// the connect timeout, else [`SqlError::Unavailable`].
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<PooledClient, SqlError> {
+        let unavailable = |message: String| SqlError::Unavailable { connection: self.name.clone(), message };
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| unavailable(format!("no free connection within {:?}", self.connect_timeout)))?
+            .map_err(|_| unavailable("the pool is closed".into()))?;
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut found = None;
+            while let Some(client) = idle.pop() {
+                if !client.is_closed() {
+                    found = Some(client);
+                    break;
+                }
+            }
+            found
+        };
+        let client = match reused {
+            Some(client) => client,
+            None => {
+                let (client, connection) = tokio::time::timeout_at(deadline, self.config.connect(NoTls))
+                    .await
+                    .map_err(|_| unavailable(format!("no connection within {:?}", self.connect_timeout)))?
+                    .map_err(|e| unavailable(e.to_string()))?;
+                let name = self.name.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(connection = %name, error = %e, "postgres connection ended");
+                    }
+                });
+                client
+            }
+        };
+        Ok(PooledClient { client: Some(client), pool: self.clone(), _permit: permit, reusable: false })
+    }
+}
+
+/// A connection on loan. It goes back to the pool only when marked reusable (its
+/// transaction ended cleanly); otherwise it is closed, so no half-done transaction or
+/// in-flight query is ever handed to the next request.
+pub(crate) struct PooledClient {
+    client: Option<Client>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+    reusable: bool,
+}
+
+impl PooledClient {
+    pub(crate) fn client(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+
+    /// The transaction ended cleanly: the connection may serve another request.
+    pub(crate) fn release(mut self) {
+        self.reusable = true;
+    }
+}
+
+impl Drop for PooledClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && self.reusable
+            && !client.is_closed()
+        {
+            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+        }
+    }
+}
