@@ -407,3 +407,144 @@ impl VisitorMut for Placeholders<'_> {
         ControlFlow::Continue(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use civitas_model::Document;
+    use serde_json::json;
+
+    use super::*;
+
+    fn unit(meta: Value, views: Value) -> DataUnit {
+        let doc = json!({"@type": "DataUnit", "name": "urn:buildings:vienna", "version": "1",
+            "metainformation": meta, "views": views});
+        match Document::decode(&doc) {
+            Ok(Document::DataUnit(u)) => u,
+            other => panic!("fixture does not decode: {other:?}"),
+        }
+    }
+
+    fn one_view(query: &str, parameters: Value) -> DataUnit {
+        unit(
+            json!({"type": "sql:postgresql", "connection": "city-db",
+                "sqlViews": {"by-district": {"query": query, "parameters": parameters, "keyColumn": "id"}}}),
+            json!([{"name": "by-district", "link": "/by-district"}]),
+        )
+    }
+
+    /// Every error message of a definition that must be refused.
+    fn refused(u: &DataUnit) -> Vec<DefinitionError> {
+        match parse_unit(u) {
+            Err(SqlError::Definition(errors)) => errors,
+            other => panic!("expected definition errors, got {other:?}"),
+        }
+    }
+
+    fn refused_query(query: &str, parameters: Value) -> String {
+        let errors = refused(&one_view(query, parameters));
+        assert!(
+            errors.iter().all(|e| e.view.as_deref() == Some("by-district")
+                && e.pointer == "/metainformation/sqlViews/by-district/query"),
+            "{errors:?}"
+        );
+        errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn a_good_view_is_rewritten_with_positions() {
+        let u = one_view(
+            "SELECT id, district, height FROM buildings WHERE district = $district AND height > $min OR district = $district",
+            json!({"district": "int", "min": "float"}),
+        );
+        let sql = parse_unit(&u).unwrap().unwrap();
+        assert_eq!(sql.connection, "city-db");
+        let v = sql.view("by-district").unwrap();
+        assert_eq!(v.name.as_str(), "urn:buildings:vienna:by-district");
+        assert_eq!(
+            v.statement,
+            "SELECT id, district, height FROM buildings WHERE district = $1 AND height > $2 OR district = $1"
+        );
+        let params: Vec<_> = v.parameters.iter().map(|p| (p.name.as_str(), p.param_type)).collect();
+        assert_eq!(params, [("district", ParamType::Int), ("min", ParamType::Float)]);
+        assert_eq!(v.key_column.as_deref(), Some("id"));
+        assert!(std::ptr::eq(sql.view("urn:buildings:vienna:by-district").unwrap(), v));
+    }
+
+    #[test]
+    fn other_source_types_are_not_sql_units() {
+        let u = unit(json!({"type": "rest"}), json!([{"name": "a", "link": "/a"}]));
+        assert_eq!(parse_unit(&u).unwrap(), None);
+    }
+
+    #[test]
+    fn anything_but_one_read_only_select_is_refused() {
+        let cases = [
+            ("INSERT INTO buildings (id) VALUES (1)", "is not a SELECT"),
+            ("UPDATE buildings SET height = 0", "is not a SELECT"),
+            ("DELETE FROM buildings", "is not a SELECT"),
+            ("DROP TABLE buildings", "is not a SELECT"),
+            ("CREATE TABLE x (a int)", "is not a SELECT"),
+            ("TRUNCATE buildings", "is not a SELECT"),
+            ("SELECT 1; SELECT 2", "holds 2 statements"),
+            ("SELECT 1; DROP TABLE buildings", "holds 2 statements"),
+            ("", "holds no statement"),
+            ("SELECT * INTO copy FROM buildings", "SELECT … INTO"),
+            ("SELECT * FROM buildings FOR UPDATE", "locking clause"),
+            ("SELECT * FROM buildings FOR SHARE", "locking clause"),
+            ("SELECT * FROM (SELECT * FROM buildings FOR UPDATE) b", "locking clause"),
+            ("WITH gone AS (DELETE FROM buildings RETURNING *) SELECT * FROM gone", "data-modifying DELETE"),
+            ("WITH n AS (INSERT INTO buildings (id) VALUES (1) RETURNING id) SELECT * FROM n", "data-modifying INSERT"),
+            ("WITH n AS (UPDATE buildings SET height = 1 RETURNING id) SELECT * FROM n", "data-modifying UPDATE"),
+            ("SELEC id FROM buildings", "does not parse"),
+        ];
+        for (query, want) in cases {
+            let got = refused_query(query, json!({}));
+            assert!(got.contains(want), "{query:?}: expected {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn placeholders_and_declarations_must_match() {
+        let got = refused_query("SELECT * FROM buildings WHERE district = $district", json!({}));
+        assert!(got.contains("`$district` is not declared"), "{got}");
+        let got = refused_query("SELECT * FROM buildings", json!({"district": "int"}));
+        assert!(got.contains("parameter `district` is declared but `$district` is not used"), "{got}");
+        let got = refused_query("SELECT * FROM buildings WHERE district = $1", json!({}));
+        assert!(got.contains("positional placeholder `$1`"), "{got}");
+    }
+
+    #[test]
+    fn parameter_declarations_are_checked() {
+        let u = one_view(
+            "SELECT * FROM b WHERE a = $a AND c = $limit AND d = $d",
+            json!({"a": "integer", "limit": "int", "d": "text"}),
+        );
+        let errors = refused(&u);
+        let by_pointer = |p: &str| errors.iter().find(|e| e.pointer == p).map(|e| e.message.clone());
+        let a = by_pointer("/metainformation/sqlViews/by-district/parameters/a").unwrap();
+        assert!(a.contains("unknown type `integer`") && a.contains("int, bigint, float, text, bool, date, timestamp"));
+        let limit = by_pointer("/metainformation/sqlViews/by-district/parameters/limit").unwrap();
+        assert!(limit.contains("reserved for pagination"), "{limit}");
+    }
+
+    #[test]
+    fn unit_level_mistakes_are_reported_together() {
+        let u = unit(
+            json!({"type": "sql:postgresql", "connection": "postgres://u:secret@db/city",
+                "sqlViews": {"ghost": {"query": "SELECT 1"}, "a": {"query": "SELECT 1", "kye": "x"}}}),
+            json!([{"name": "a", "link": "/a"}, {"name": "b", "link": "/b"}]),
+        );
+        let errors = refused(&u);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let has = |p: &str, m: &str| errors.iter().any(|e| e.pointer == p && e.message.contains(m));
+        assert!(has("/metainformation/connection", "never a URL"), "{text:?}");
+        assert!(has("/views/1/name", "view `b` has no entry"), "{text:?}");
+        assert!(has("/metainformation/sqlViews/ghost", "names no view"), "{text:?}");
+        assert!(has("/metainformation/sqlViews/a", "unknown field `kye`"), "{text:?}");
+
+        let u = unit(json!({"type": "sql:postgresql"}), json!([{"name": "a", "link": "/a"}]));
+        let errors = refused(&u);
+        assert!(errors.iter().any(|e| e.pointer == "/metainformation/connection" && e.message.contains("required")));
+        assert!(errors.iter().any(|e| e.pointer == "/metainformation/sqlViews" && e.message.contains("required")));
+    }
+}
