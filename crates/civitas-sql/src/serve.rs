@@ -395,6 +395,7 @@ impl Request {
                 let message = format!("view `{}` declares no keyColumn, so it has no pages", view.name);
                 return Err(SqlError::bad_parameter("after", message));
             }
+            Some(text) if text.contains('\0') => return Err(SqlError::bad_parameter("after", "must not contain NUL")),
             Some(text) => Some((*text).to_owned()),
         };
         Ok(Request { values, limit, after })
@@ -414,6 +415,8 @@ fn parse_value(name: &str, ty: ParamType, text: &str) -> Result<Box<dyn ToSql + 
             }
             Box::new(v)
         }
+        // PostgreSQL's text cannot hold NUL.
+        ParamType::Text if text.contains('\0') => return Err(bad("text without NUL characters")),
         ParamType::Text => Box::new(text.to_owned()),
         ParamType::Bool => Box::new(match t.to_ascii_lowercase().as_str() {
             "true" | "1" => true,
