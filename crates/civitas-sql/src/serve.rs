@@ -197,10 +197,10 @@ impl SqlViews {
                     });
                 };
                 order = format!(" ORDER BY v.{} ASC", quote_ident(key));
-                if request.after.is_some() {
+                if let Some(after) = &request.after {
                     filter = format!(" WHERE v.{} > CAST(${} AS {})", quote_ident(key), n + 1, type_name(key_type));
                     types.push(Type::TEXT);
-                    params.push(request.after.as_ref().expect("checked"));
+                    params.push(after);
                 }
                 Some(key)
             }
