@@ -548,3 +548,22 @@ mod tests {
         assert!(errors.iter().any(|e| e.pointer == "/metainformation/sqlViews" && e.message.contains("required")));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use civitas_model::Document;
+
+    use super::*;
+
+    /// The example of docs/sql.md.
+    #[test]
+    fn the_documented_example_is_a_valid_sql_unit() {
+        let json: Value = serde_json::from_str(include_str!("../../../examples/sql/buildings.json")).unwrap();
+        let Ok(Document::DataUnit(unit)) = Document::decode(&json) else { panic!("the example decodes") };
+        let sql = parse_unit(&unit).unwrap().unwrap();
+        assert_eq!(sql.connection, "city-db");
+        let tall = sql.view("tall").unwrap();
+        assert_eq!(tall.statement, "SELECT id, name, height FROM buildings WHERE height >= $1 AND built < $2");
+        assert_eq!(tall.parameters[1], Parameter { name: "before".into(), param_type: ParamType::Date });
+    }
+}
