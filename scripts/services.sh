@@ -210,10 +210,13 @@ pg_ready() {
     "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -d postgres -t 2 >/dev/null 2>&1
 }
 
-# 0 when this cluster's postmaster runs (pg_ctl reads postmaster.pid and checks the process).
+# 0 when this cluster's postmaster runs. pg_ctl only checks that the recorded pid is alive;
+# a pid reused by another program after a crash must not count (nor be signalled).
 pg_running() {
-    local dir="$1"
-    [ -f "$dir/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" status -D "$dir/data" >/dev/null 2>&1
+    local dir="$1" pid
+    pid="$(head -1 "$dir/data/postmaster.pid" 2>/dev/null)" || return 1
+    [ -n "$pid" ] && grep -q postgres "/proc/$pid/cmdline" 2>/dev/null \
+        && as_pg "$PG_BIN/pg_ctl" status -D "$dir/data" >/dev/null 2>&1
 }
 
 pg_write_config() {

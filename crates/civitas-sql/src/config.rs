@@ -74,3 +74,28 @@ fn default_max_rows() -> u64 {
 fn default_connect_timeout_ms() -> u64 {
     2_000
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_in_and_unknown_keys_are_errors() {
+        let config: SqlConfig = toml::from_str(
+            "[connections.city-db]\nurl = \"postgres://reader@db/city\"\nmax_rows = 50\n\n[connections.other]\nurl = \"host=db\"\n",
+        )
+        .unwrap();
+        let city = &config.connections["city-db"];
+        assert_eq!(city.max_rows, 50);
+        assert_eq!(
+            (city.pool_size, city.statement_timeout_ms, city.connect_timeout_ms),
+            (4, 5_000, 2_000),
+            "documented defaults"
+        );
+        assert_eq!(config.connections["other"], ConnectionConfig::new("host=db"));
+        let err = toml::from_str::<SqlConfig>("[connections.a]\nurl = \"x\"\nmax_row = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `max_row`"), "{err}");
+        let err = toml::from_str::<SqlConfig>("[connection.a]\nurl = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `connection`"), "{err}");
+    }
+}

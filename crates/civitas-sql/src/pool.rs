@@ -35,6 +35,9 @@ impl Pool {
         if config.pool_size == 0 {
             return Err(SqlError::Config(format!("connection `{name}`: pool_size must be at least 1")));
         }
+        if config.max_rows == 0 {
+            return Err(SqlError::Config(format!("connection `{name}`: max_rows must be at least 1")));
+        }
         Ok(Self {
             name: name.to_owned(),
             config: pg,
