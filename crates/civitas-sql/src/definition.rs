@@ -567,3 +567,85 @@ mod example {
         assert_eq!(tall.parameters[1], Parameter { name: "before".into(), param_type: ParamType::Date });
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKENS: &[&str] = &[
+        "SELECT",
+        "a",
+        "b",
+        "1",
+        "'x'",
+        "FROM",
+        "t",
+        "u",
+        "WHERE",
+        "=",
+        "<",
+        "AND",
+        "OR",
+        "$p",
+        "$q",
+        "$1",
+        ",",
+        "(",
+        ")",
+        ";",
+        "*",
+        "INSERT",
+        "INTO",
+        "VALUES",
+        "UPDATE",
+        "SET",
+        "DELETE",
+        "WITH",
+        "AS",
+        "FOR",
+        "UPDATE",
+        "SHARE",
+        "UNION",
+        "ALL",
+        "RETURNING",
+        "DROP",
+        "TABLE",
+        "--",
+        "/*",
+        "*/",
+        "$$",
+        "ORDER",
+        "BY",
+        "LIMIT",
+        "JOIN",
+        "ON",
+    ];
+
+    fn sqlish() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 1..24).prop_map(|t| format!("SELECT {}", t.join(" ")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the owner writes, the check never panics, and what it accepts is, once
+        /// re-written, still exactly one read-only SELECT.
+        #[test]
+        fn accepted_queries_stay_one_read_only_select(query in prop_oneof![sqlish(), ".{0,80}"]) {
+            let declared: BTreeMap<String, ParamType> =
+                [("p".to_owned(), ParamType::Int), ("q".to_owned(), ParamType::Text)].into();
+            if let Ok((statement, order)) = check_query(&query, &declared) {
+                let parsed = Parser::parse_sql(&PostgreSqlDialect {}, &statement).expect("the re-written query parses");
+                prop_assert_eq!(parsed.len(), 1);
+                prop_assert!(matches!(parsed[0], Statement::Query(_)));
+                let mut readonly = ReadOnly { problems: Vec::new(), top: true };
+                let _ = Visit::visit(&parsed[0], &mut readonly);
+                prop_assert!(readonly.problems.is_empty(), "{:?}", readonly.problems);
+                prop_assert_eq!(order.len(), declared.len());
+                prop_assert!(!statement.contains("$p") && !statement.contains("$q"));
+            }
+        }
+    }
+}

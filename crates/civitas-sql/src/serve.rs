@@ -500,3 +500,52 @@ fn type_name(ty: &Type) -> String {
         format!("{}.{}", quote_ident(ty.schema()), quote_ident(ty.name()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::definition::Parameter;
+
+    fn view(key: bool) -> SqlView {
+        SqlView {
+            name: "urn:buildings:vienna:v".parse().unwrap(),
+            connection: "city-db".into(),
+            query: String::new(),
+            parameters: vec![
+                Parameter { name: "d".into(), param_type: ParamType::Int },
+                Parameter { name: "n".into(), param_type: ParamType::Text },
+            ],
+            key_column: key.then(|| "id".to_owned()),
+            statement: String::new(),
+        }
+    }
+
+    #[test]
+    fn query_strings_are_decoded_before_typing() {
+        let r = Request::parse(&view(true), "?d=%2B7&n=a%20b%26c&after=x%3Dy&limit=3", 10).unwrap();
+        assert_eq!((r.values.len(), r.limit, r.after.as_deref()), (2, 3, Some("x=y")));
+        assert_eq!(format!("{:?}", r.values[1]), format!("{:?}", "a b&c"));
+    }
+
+    proptest! {
+        /// Any query string gives a request or a parameter error, never a panic; a request
+        /// binds every parameter once and its limit is within 1..=max_rows.
+        #[test]
+        fn any_query_string_is_a_request_or_a_bad_parameter(
+            query in "[a-z=&%0-9A-F+.;' -]{0,60}",
+            max_rows in 1u64..100,
+            key in any::<bool>(),
+        ) {
+            match Request::parse(&view(key), &query, max_rows) {
+                Ok(r) => {
+                    prop_assert_eq!(r.values.len(), 2);
+                    prop_assert!((1..=max_rows).contains(&r.limit));
+                    prop_assert!(key || r.after.is_none());
+                }
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+        }
+    }
+}
