@@ -23,6 +23,7 @@
 //! - waiting for the database is bounded: connecting and waiting for a pooled connection
 //!   by `connect_timeout_ms`, running by `statement_timeout_ms`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod config;
 mod definition;

@@ -478,3 +478,23 @@ async fn an_unreachable_database_is_unavailable_within_the_connect_timeout() {
 fn unit_for_validation() -> DataUnit {
     unit(json!({"all": {"query": "SELECT 1 AS id"}}))
 }
+
+/// The two clusters issue 8's migration and replication will use: both answer and both
+/// run with `wal_level = logical` (set by scripts/services.sh).
+#[tokio::test]
+async fn origin_and_target_clusters_run_with_logical_wal() {
+    let Some(origin) = origin() else { return };
+    let target = match std::env::var("CIVITAS_TEST_PG_TARGET") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("CIVITAS_TEST_PG_ORIGIN is set but CIVITAS_TEST_PG_TARGET is not: run `bash scripts/services.sh`"),
+    };
+    assert_ne!(origin, target);
+    let mut ports = Vec::new();
+    for url in [&origin, &target] {
+        let client = admin(url).await;
+        let row = client.query_one("SELECT current_setting('wal_level'), current_setting('port')", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "logical", "{url}");
+        ports.push(row.get::<_, String>(1));
+    }
+    assert_ne!(ports[0], ports[1], "two clusters, not one");
+}
