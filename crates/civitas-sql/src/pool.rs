@@ -4,11 +4,13 @@
 //! discard a connection that may be mid-transaction) and one fewer dependency is one fewer
 //! thing to keep.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::config::ConnectionConfig;
 use crate::error::SqlError;
@@ -18,8 +20,18 @@ pub(crate) struct Pool {
     name: String,
     config: tokio_postgres::Config,
     connect_timeout: Duration,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Idle>>,
     permits: Arc<Semaphore>,
+}
+
+/// Prepared statements kept per connection, by SQL text, up to this many (then cleared):
+/// a view's statements are prepared once per connection, not once per request.
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+/// An idle connection and the statements prepared on it.
+struct Idle {
+    client: Client,
+    statements: HashMap<String, Statement>,
 }
 
 impl Pool {
@@ -59,16 +71,16 @@ impl Pool {
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             let mut found = None;
-            while let Some(client) = idle.pop() {
-                if !client.is_closed() {
-                    found = Some(client);
+            while let Some(connection) = idle.pop() {
+                if !connection.client.is_closed() {
+                    found = Some(connection);
                     break;
                 }
             }
             found
         };
-        let client = match reused {
-            Some(client) => client,
+        let (client, statements) = match reused {
+            Some(Idle { client, statements }) => (client, statements),
             None => {
                 let (client, connection) = tokio::time::timeout_at(deadline, self.config.connect(NoTls))
                     .await
@@ -80,10 +92,10 @@ impl Pool {
                         tracing::debug!(connection = %name, error = %e, "postgres connection ended");
                     }
                 });
-                client
+                (client, HashMap::new())
             }
         };
-        Ok(PooledClient { client: Some(client), pool: self.clone(), _permit: permit, reusable: false })
+        Ok(PooledClient { client: Some(client), statements, pool: self.clone(), _permit: permit, reusable: false })
     }
 }
 
@@ -92,6 +104,7 @@ impl Pool {
 /// in-flight query is ever handed to the next request.
 pub(crate) struct PooledClient {
     client: Option<Client>,
+    statements: HashMap<String, Statement>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
     reusable: bool,
@@ -100,6 +113,20 @@ pub(crate) struct PooledClient {
 impl PooledClient {
     pub(crate) fn client(&self) -> &Client {
         self.client.as_ref().expect("present until drop")
+    }
+
+    /// `sql` prepared with parameter `types`, from this connection's cache when it was
+    /// prepared before (the same SQL text always comes with the same types here).
+    pub(crate) async fn prepare(&mut self, sql: &str, types: &[Type]) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client().prepare_typed(sql, types).await?;
+        if self.statements.len() >= MAX_CACHED_STATEMENTS {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     /// The transaction ended cleanly: the connection may serve another request.
@@ -114,7 +141,8 @@ impl Drop for PooledClient {
             && self.reusable
             && !client.is_closed()
         {
-            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+            let statements = std::mem::take(&mut self.statements);
+            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { client, statements });
         }
     }
 }

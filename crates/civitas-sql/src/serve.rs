@@ -171,14 +171,14 @@ impl SqlViews {
         let connection = self.connection(&view.connection)?;
         let request = Request::parse(view, query_string, connection.config.max_rows)?;
         let timeout_ms = connection.config.statement_timeout_ms;
-        let client = connection.pool.get().await?;
+        let mut client = connection.pool.get().await?;
         let fail = |e: tokio_postgres::Error| classify(view, &view.connection, timeout_ms, e, request.after.is_some());
 
         let begin = format!(
             "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {timeout_ms}"
         );
         client.client().batch_execute(&begin).await.map_err(fail)?;
-        let inner = client.client().prepare_typed(&view.statement, &parameter_types(view)).await.map_err(fail)?;
+        let inner = client.prepare(&view.statement, &parameter_types(view)).await.map_err(fail)?;
         let columns: Vec<(String, Type)> =
             inner.columns().iter().map(|c| (c.name().to_owned(), c.type_().clone())).collect();
 
@@ -217,7 +217,7 @@ impl SqlViews {
                 inner = view.statement,
                 offset = request.limit - 1,
             );
-            let statement = client.client().prepare_typed(&sql, &types).await.map_err(fail)?;
+            let statement = client.prepare(&sql, &types).await.map_err(fail)?;
             let rows = client.client().query(&statement, &params).await.map_err(fail)?;
             if rows.len() == 2 {
                 next_after = rows[0].try_get::<_, Option<String>>(0).map_err(fail)?;
@@ -231,7 +231,7 @@ impl SqlViews {
             view.statement,
             request.limit
         );
-        let statement = client.client().prepare_typed(&sql, &types).await.map_err(fail)?;
+        let statement = client.prepare(&sql, &types).await.map_err(fail)?;
         let mut rows = Box::pin(client.client().query_raw(&statement, params).await.map_err(fail)?);
         // Wait for the first row so that a timeout or error before any data is a status,
         // not a broken body.

@@ -498,3 +498,20 @@ async fn origin_and_target_clusters_run_with_logical_wal() {
     }
     assert_ne!(ports[0], ports[1], "two clusters, not one");
 }
+
+/// A view's statements are prepared once per connection, not once per request: the oldest
+/// statement prepared in the (single pooled) session is the same at the second request.
+#[tokio::test]
+async fn statements_are_prepared_once_per_connection() {
+    let Some(url) = origin() else { return };
+    let views = views(&url, |c| c.pool_size = 1);
+    let unit = valid(
+        &views,
+        json!({"prepared": {"query": "SELECT min(prepare_time)::text AS oldest, count(*)::int AS n FROM pg_prepared_statements WHERE $x", "parameters": {"x": "bool"}}}),
+    )
+    .await;
+    let (first, _) = json_rows(&views, &unit, "prepared", "x=true").await;
+    let (second, _) = json_rows(&views, &unit, "prepared", "x=true").await;
+    assert!(first[0]["n"].as_i64().unwrap() >= 2, "{first:?}");
+    assert_eq!(first, second, "the second request prepared nothing new");
+}
