@@ -515,3 +515,25 @@ async fn statements_are_prepared_once_per_connection() {
     assert!(first[0]["n"].as_i64().unwrap() >= 2, "{first:?}");
     assert_eq!(first, second, "the second request prepared nothing new");
 }
+
+/// A full pool is a bounded wait, then `Unavailable`; the held connection, once its body is
+/// read to the end, serves again.
+#[tokio::test]
+async fn a_full_pool_is_unavailable_after_the_connect_timeout() {
+    let Some(url) = origin() else { return };
+    let views = views(&url, |c| {
+        c.pool_size = 1;
+        c.connect_timeout_ms = 300;
+    });
+    let unit = valid(&views, json!({"rows": {"query": "SELECT i AS id FROM generate_series(1, 100000) AS i"}})).await;
+    let view = unit.view("rows").unwrap();
+    let held = views.serve(view, "", Some("text/csv")).await.unwrap();
+    let started = Instant::now();
+    let err = views.serve(view, "", None).await.unwrap_err();
+    assert!(matches!(&err, SqlError::Unavailable { message, .. } if message.contains("no free connection")), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let (bytes, _, _) = body(held).await;
+    assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), 10_001, "header and every row");
+    let (rows, _) = json_rows(&views, &unit, "rows", "limit=3").await;
+    assert_eq!(rows, [json!({"id": 1}), json!({"id": 2}), json!({"id": 3})]);
+}
