@@ -522,6 +522,15 @@ mod tests {
         }
     }
 
+    /// The node serves from multi-threaded handlers: the futures must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(views: &SqlViews, unit: &SqlUnit, doc: &DataUnit) {
+        fn send<T: Send>(_: T) {}
+        send(views.serve(unit.views.values().next().unwrap(), "", None));
+        send(views.validate(doc));
+        send(views.check(unit));
+    }
+
     #[test]
     fn query_strings_are_decoded_before_typing() {
         let r = Request::parse(&view(true), "?d=%2B7&n=a%20b%26c&after=x%3Dy&limit=3", 10).unwrap();
