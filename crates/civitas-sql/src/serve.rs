@@ -39,6 +39,22 @@ pub struct SqlResponse {
     pub body: BoxStream<'static, Result<Bytes, SqlError>>,
 }
 
+impl SqlResponse {
+    /// The query string of the next page, from this request's: the same parameters with
+    /// `after` and `limit` set (for the node's `Link: <{path}?{this}>; rel="next"`); `None`
+    /// on the last page.
+    pub fn next_query(&self, query_string: &str) -> Option<String> {
+        let after = self.next_after.as_deref()?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query_string.trim_start_matches('?')).unwrap_or_default();
+        let limit = self.limit.to_string();
+        let kept = pairs.iter().filter(|(name, _)| name != "after" && name != "limit");
+        let all: Vec<(&str, &str)> =
+            kept.map(|(n, v)| (n.as_str(), v.as_str())).chain([("limit", limit.as_str()), ("after", after)]).collect();
+        serde_urlencoded::to_string(all).ok()
+    }
+}
+
 impl std::fmt::Debug for SqlResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlResponse")
@@ -536,6 +552,21 @@ mod tests {
         let r = Request::parse(&view(true), "?d=%2B7&n=a%20b%26c&after=x%3Dy&limit=3", 10).unwrap();
         assert_eq!((r.values.len(), r.limit, r.after.as_deref()), (2, 3, Some("x=y")));
         assert_eq!(format!("{:?}", r.values[1]), format!("{:?}", "a b&c"));
+    }
+
+    #[test]
+    fn the_next_query_keeps_the_parameters_and_moves_the_cursor() {
+        let response = |next: Option<&str>| SqlResponse {
+            content_type: "application/json",
+            next_after: next.map(str::to_owned),
+            limit: 10,
+            body: futures::stream::empty().boxed(),
+        };
+        let next = response(Some("a&b 1")).next_query("?d=3&after=x&n=R%C3%B6mer&limit=500");
+        assert_eq!(next.as_deref(), Some("d=3&n=R%C3%B6mer&limit=10&after=a%26b+1"));
+        let back = Request::parse(&view(true), next.as_deref().unwrap(), 10).unwrap();
+        assert_eq!(back.after.as_deref(), Some("a&b 1"));
+        assert_eq!(response(None).next_query("d=3"), None);
     }
 
     proptest! {
