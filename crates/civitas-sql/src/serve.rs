@@ -223,30 +223,34 @@ impl SqlViews {
             None => None,
         };
 
+        // LIMIT and OFFSET are bound too, so a view has at most two statement texts (with
+        // and without `after`) in a connection's statement cache, whatever the page size.
+        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let offset = limit - 1;
+        let page = types.len() + 1;
+        types.push(Type::INT8);
+
         // The cursor of the next page, from the same snapshot as the page: the last key of
         // this page, when at least one row follows it.
         let mut next_after = None;
         if let Some(key) = key {
             let sql = format!(
-                "SELECT v.{k}::text FROM ({inner}) AS v{filter}{order} LIMIT 2 OFFSET {offset}",
+                "SELECT v.{k}::text FROM ({inner}) AS v{filter}{order} LIMIT 2 OFFSET ${page}",
                 k = quote_ident(key),
                 inner = view.statement,
-                offset = request.limit - 1,
             );
             let statement = client.prepare(&sql, &types).await.map_err(fail)?;
-            let rows = client.client().query(&statement, &params).await.map_err(fail)?;
+            let mut cursor_params = params.clone();
+            cursor_params.push(&offset);
+            let rows = client.client().query(&statement, &cursor_params).await.map_err(fail)?;
             if rows.len() == 2 {
                 next_after = rows[0].try_get::<_, Option<String>>(0).map_err(fail)?;
             }
         }
 
         let select: Vec<String> = columns.iter().map(|(name, _)| format!("v.{}::text", quote_ident(name))).collect();
-        let sql = format!(
-            "SELECT {} FROM ({}) AS v{filter}{order} LIMIT {}",
-            select.join(", "),
-            view.statement,
-            request.limit
-        );
+        let sql = format!("SELECT {} FROM ({}) AS v{filter}{order} LIMIT ${page}", select.join(", "), view.statement);
+        params.push(&limit);
         let statement = client.prepare(&sql, &types).await.map_err(fail)?;
         let mut rows = Box::pin(client.client().query_raw(&statement, params).await.map_err(fail)?);
         // Wait for the first row so that a timeout or error before any data is a status,
