@@ -12,6 +12,8 @@ mkdir -p "$CARGO_TARGET_DIR"
 echo "==> services (scripts/services.sh)"
 bash scripts/services.sh
 export CIVITAS_TEST_LDAP_URL="${CIVITAS_TEST_LDAP_URL:-ldap://127.0.0.1:${CIVITAS_SLAPD_PORT:-3890}}"
+export CIVITAS_TEST_PG_ORIGIN="${CIVITAS_TEST_PG_ORIGIN:-postgres://civitas@127.0.0.1:${CIVITAS_PG_ORIGIN_PORT:-55432}/civitas}"
+export CIVITAS_TEST_PG_TARGET="${CIVITAS_TEST_PG_TARGET:-postgres://civitas@127.0.0.1:${CIVITAS_PG_TARGET_PORT:-55433}/civitas}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

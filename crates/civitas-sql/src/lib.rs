@@ -1,0 +1,39 @@
+//! SQL units: data units whose source is a PostgreSQL database (`metainformation.type =
+//! "sql:postgresql"`), with views that are read-only queries their owner declares.
+//!
+//! What it is: the definition of such units ([`parse_unit`]: one read-only SELECT per view,
+//! typed `$name` parameters), their check against the database when applied
+//! ([`SqlViews::validate`]), and serving ([`SqlViews::serve`]): parameters parsed from the
+//! query string by their declared type and bound (never spliced), one READ ONLY
+//! transaction with a statement timeout per request, rows streamed from the database as
+//! JSON, NDJSON or CSV, keyset pagination on the view's key column. See `docs/sql.md`.
+//!
+//! What it is not: it knows no HTTP routing (the node maps [`SqlError::status`] to problem
+//! documents and [`SqlResponse`] to a response), holds no password (connections are named
+//! by reference and resolved from [`SqlConfig`]), and does not move data yet (migration by
+//! COPY and logical replication are later work).
+//!
+//! Invariants:
+//! - a [`SqlView`] holds exactly one SELECT that modifies nothing, re-written from its
+//!   checked syntax tree: what is checked is what runs;
+//! - request values reach the database only as bound parameters; clients never send SQL;
+//! - every query runs in a READ ONLY transaction under `statement_timeout`; a connection
+//!   whose transaction did not end cleanly is closed, never reused;
+//! - no response is buffered whole: memory per response is one chunk plus one row;
+//! - waiting for the database is bounded: connecting and waiting for a pooled connection
+//!   by `connect_timeout_ms`, running by `statement_timeout_ms`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+mod definition;
+mod error;
+mod format;
+mod pool;
+mod serve;
+
+pub use config::{ConnectionConfig, SqlConfig};
+pub use definition::{ParamType, Parameter, RESERVED_PARAMETERS, SOURCE_TYPE, SqlUnit, SqlView, parse_unit};
+pub use error::{DefinitionError, SqlError};
+pub use format::Format;
+pub use serve::{NEXT_AFTER_HEADER, SqlResponse, SqlViews};
