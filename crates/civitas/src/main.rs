@@ -9,12 +9,14 @@
 mod apply;
 mod client;
 mod delete;
+mod demo;
 mod get;
 mod kind;
 mod ledger;
 mod migrations;
 mod output;
 mod proxy;
+mod scenario;
 mod sdd;
 mod search;
 mod serve;
@@ -92,6 +94,10 @@ Examples:
     /// Append to, read, prove and verify the node's tamper-evident ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Re-run the paper's evaluation: scenario one or two, with real nodes and emulated links.
+    Scenario(scenario::ScenarioArgs),
+    /// Scenario one with a live view of latencies and migrations, then the paper's table.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +115,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Serve(args) => return serve::run(args),
         Command::Proxy(args) => return proxy::run(args),
+        Command::Scenario(args) => return scenario::run(args),
+        Command::Demo(args) => return demo::run(args),
         other => other,
     };
     // A client verb does one request after another: one thread is plenty.
@@ -116,7 +124,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let client = client::Client::new(&cli.server)?;
         match &command {
-            Command::Serve(_) | Command::Proxy(_) => unreachable!("handled above"),
+            Command::Serve(_) | Command::Proxy(_) | Command::Scenario(_) | Command::Demo(_) => {
+                unreachable!("handled above")
+            }
             Command::Apply(a) => apply::run(&client, a).await,
             Command::Get(a) => get::run(&client, a).await,
             Command::Delete(a) => delete::run(&client, a).await,
