@@ -222,6 +222,9 @@ pub struct Details {
     pub copy_estimate_s: Option<f64>,
     /// The same requests against a local origin (no link, no node), per request type.
     pub floor: BTreeMap<String, Summary>,
+    /// Per request type, the active phase's requests that started once its view's replica
+    /// served (for a type that did not move: once the last replica served).
+    pub after_migration: BTreeMap<String, Summary>,
     /// Bytes sent per origin city: (baseline, active).
     pub bytes_by_city: BTreeMap<String, (u64, u64)>,
     /// Bytes per second from the origin cities after the last replica served, and in the baseline.
@@ -295,6 +298,11 @@ impl Outcome {
                 percent_change(before, after)
             );
         }
+        out.push_str("once migrated (requests after the view's replica served):");
+        for (name, s) in &d.after_migration {
+            let _ = write!(out, " {name} {:.3} s", s.avg_s);
+        }
+        out.push('\n');
         out.push_str("local-origin floor (no link, no node):");
         for (name, s) in &d.floor {
             let _ = write!(out, " {name} {:.3} s", s.avg_s);
@@ -629,6 +637,19 @@ async fn drive(
         let estimate = link.transfer_estimate(bytes, mine.len() as u32).as_secs_f64();
         copy_estimate_s = Some(copy_estimate_s.map_or(estimate, |e: f64| e.max(estimate)));
     }
+    let after_migration: BTreeMap<String, Summary> = scenario
+        .request_mix
+        .iter()
+        .filter_map(|m| {
+            let own = readers.iter().filter_map(|(client, origin)| {
+                let view = view_urn(origin, m);
+                migrations.iter().find(|x| &x.city == client && x.view == view).and_then(|x| x.executed_s)
+            });
+            let since = own.reduce(f64::max).or(migration_seconds)?;
+            let later: Vec<Sample> = samples.iter().filter(|x| x.at_s >= activation_s + since).cloned().collect();
+            Some((m.name.to_owned(), Summary::of(&later, m.name, Phase::Active)))
+        })
+        .collect();
     let sum = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     let remote_bytes = RemoteBytes {
         before: sum(&bytes_baseline) - sum(&bytes_start),
@@ -656,11 +677,19 @@ async fn drive(
         trigger: scenario.trigger.clone(),
         phase_seconds: scenario.baseline.as_secs_f64(),
         activation_s,
-        goals: goals(scenario, &report, &floor, copy_window_s, copy_estimate_s, steady_bytes_per_second),
+        goals: goals(
+            scenario,
+            &report,
+            &Reference { floor: &floor, after_migration: &after_migration },
+            copy_window_s,
+            copy_estimate_s,
+            steady_bytes_per_second,
+        ),
         migrations,
         copy_window_s,
         copy_estimate_s,
         floor,
+        after_migration,
         bytes_by_city,
         steady_bytes_per_second,
     };
@@ -773,10 +802,16 @@ impl EventFollower {
 }
 
 /// Issue #5's goals against this run.
+/// What the goals compare the active phase with.
+struct Reference<'a> {
+    floor: &'a BTreeMap<String, Summary>,
+    after_migration: &'a BTreeMap<String, Summary>,
+}
+
 fn goals(
     scenario: &Scenario,
     report: &ScenarioReport,
-    floor: &BTreeMap<String, Summary>,
+    reference: &Reference<'_>,
     copy_window_s: Option<f64>,
     copy_estimate_s: Option<f64>,
     steady: Option<(f64, f64)>,
@@ -791,33 +826,42 @@ fn goals(
             Some(migrated.iter().map(|r| f(r)).sum::<f64>() / migrated.len() as f64)
         }
     };
-    let reduction = avg(&|r| 1.0 - r.active.avg_s / r.inactive.avg_s.max(f64::MIN_POSITIVE));
-    let worst = migrated
-        .iter()
-        .map(|r| (r.name.as_str(), 1.0 - r.active.avg_s / r.inactive.avg_s.max(f64::MIN_POSITIVE)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let reduction_of = |r: &RequestTypeReport, active: f64| 1.0 - active / r.inactive.avg_s.max(f64::MIN_POSITIVE);
+    let reduction = avg(&|r| reduction_of(r, r.active.avg_s));
+    let worst =
+        migrated.iter().map(|r| (r.name.as_str(), reduction_of(r, r.active.avg_s))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let once = avg(&|r| reduction_of(r, reference.after_migration.get(&r.name).map_or(r.active.avg_s, |s| s.avg_s)));
     goals.push(Goal {
         goal: "avg response time of migrated types reduced (paper: 66 %)".into(),
         target: ">= 90 %".into(),
-        measured: match (reduction, worst) {
-            (Some(r), Some((name, w))) => format!("{:.1} % (lowest: {name} {:.1} %)", r * 100.0, w * 100.0),
+        measured: match (reduction, worst, once) {
+            (Some(r), Some((name, w)), Some(s)) => format!(
+                "{:.1} % over the phase (lowest: {name} {:.1} %); {:.1} % once migrated",
+                r * 100.0,
+                w * 100.0,
+                s * 100.0
+            ),
             _ => "nothing migrated".into(),
         },
         met: worst.map(|(_, w)| w >= 0.90),
     });
-    let ratios: Vec<(String, f64)> = migrated
+    let ratios: Vec<(String, f64, f64)> = migrated
         .iter()
         .filter_map(|r| {
-            let f = floor.get(&r.name)?.avg_s;
-            (f > 0.0).then(|| (r.name.clone(), r.active.avg_s / f))
+            let f = reference.floor.get(&r.name)?.avg_s;
+            let after = reference.after_migration.get(&r.name)?.avg_s;
+            (f > 0.0).then(|| (r.name.clone(), r.active.avg_s / f, after / f))
         })
         .collect();
-    let worst_ratio = ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1));
     goals.push(Goal {
         goal: "active avg of migrated types vs local-origin floor".into(),
         target: "<= 1.2x".into(),
-        measured: ratios.iter().map(|(n, x)| format!("{n} {x:.2}x")).collect::<Vec<_>>().join(", "),
-        met: worst_ratio.map(|(_, x)| *x <= 1.2),
+        measured: ratios
+            .iter()
+            .map(|(n, x, a)| format!("{n} {x:.2}x ({a:.2}x once migrated)"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        met: if ratios.is_empty() { None } else { Some(ratios.iter().all(|(_, x, _)| *x <= 1.2)) },
     });
     let right_views = report.request_types.iter().all(|r| r.migrated == expected.contains(&r.name.as_str()));
     goals.push(Goal {
