@@ -75,7 +75,11 @@ impl ViewState {
                 }
                 self.notes.push(n.clone());
             }
-            Progress::Phase { name, length_s, .. } => self.phase = Some((name, Instant::now(), *length_s)),
+            Progress::Phase { name, length_s, .. } => {
+                // Figures are per phase: the view starts afresh.
+                self.phase = Some((name, Instant::now(), *length_s));
+                self.types.clear();
+            }
             Progress::Samples(samples) => {
                 let now = Instant::now();
                 for s in samples {

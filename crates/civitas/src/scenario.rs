@@ -322,7 +322,7 @@ impl Outcome {
                 Some(false) => "NOT met",
                 None => "n/a",
             };
-            let _ = writeln!(out, "  {:<7} {:<58} {:<10} measured {}", verdict, g.goal, g.target, g.measured);
+            let _ = writeln!(out, "  {verdict:<8} {}\n           target {}; measured {}", g.goal, g.target, g.measured);
         }
         let _ = writeln!(
             out,
@@ -589,7 +589,8 @@ async fn drive(
     }
     link_plans.retain(|p| !p.request_types.is_empty());
     let link_run = if link_plans.is_empty() { None } else { Some(ClientRun::start(&link_plans)?) };
-    tokio::time::sleep(floor_length).await;
+    let mut floor_seen = 0;
+    pace(&floor_run, floor_length, &mut floor_seen, say).await;
     let floor_samples = floor_run.stop(Duration::from_secs(30)).await;
     let link_samples = match link_run {
         Some(r) => r.stop(Duration::from_secs(30)).await,
@@ -934,7 +935,7 @@ fn goals(
     let b = report.remote_bytes;
     let reduction = if b.before > 0 { Some(1.0 - b.after as f64 / b.before as f64) } else { None };
     goals.push(Goal {
-        goal: "bytes sent from the remote sites, active vs baseline (paper: 97 %)".into(),
+        goal: "bytes/s sent from the remote sites once migrated vs baseline (paper: 97 %)".into(),
         target: ">= 97 %".into(),
         measured: match (reduction, steady) {
             (Some(r), Some((after, before))) => format!(
@@ -945,7 +946,8 @@ fn goals(
             (Some(r), None) => format!("{:.1} %", r * 100.0),
             _ => "n/a".into(),
         },
-        met: reduction.map(|r| r >= 0.97),
+        // The paper's 97 % is Melbourne's transfer rate "after the migrations finished".
+        met: steady.map(|(after, before)| 1.0 - after / before.max(f64::MIN_POSITIVE) >= 0.97),
     });
     goals
 }
