@@ -220,6 +220,11 @@ pub struct Details {
     pub copy_window_s: Option<f64>,
     /// The yardstick for all copies together (per reading city, the slowest city).
     pub copy_estimate_s: Option<f64>,
+    /// How busy the readers' links were during the copies: bytes the origins sent from just
+    /// before the first copy to just after the last (half-second samples), divided by the
+    /// time and the links' bandwidth. Near 1: the copies shared a full link with the
+    /// clients' reads still going to the origin.
+    pub copy_window_link_use: Option<f64>,
     /// The same requests against a local origin (no link, no node), per request type.
     pub floor: BTreeMap<String, Summary>,
     /// The request types that should not move, read through the link without a node
@@ -267,7 +272,11 @@ impl Outcome {
         }
         if let (Some(w), Some(e)) = (d.copy_window_s, d.copy_estimate_s) {
             let bytes: u64 = d.migrations.iter().map(|m| m.bytes).sum();
-            let _ = writeln!(out, "  copies: {w:.1} s for {} (link yardstick {e:.1} s)", human_bytes(bytes));
+            let _ = write!(out, "  copies: {w:.1} s for {} (link yardstick {e:.1} s)", human_bytes(bytes));
+            if let Some(u) = d.copy_window_link_use {
+                let _ = write!(out, "; the links ran at {:.0} % of their bandwidth meanwhile", u * 100.0);
+            }
+            out.push('\n');
         }
         for m in &d.migrations {
             let _ = writeln!(
@@ -334,7 +343,7 @@ impl Outcome {
 }
 
 fn secs(s: Option<f64>) -> String {
-    s.map_or("-".into(), |s| format!("+{s:.1}s"))
+    s.map_or("-".into(), |s| format!("+{:.1}s", s.max(0.0)))
 }
 
 fn percent_change(before: f64, after: f64) -> String {
@@ -543,15 +552,19 @@ async fn drive(
     pace(&run, scenario.baseline, &mut seen, say).await;
     let bytes_baseline = bytes(world);
 
+    // The phase changes just before the activations go out (milliseconds apart), so that
+    // every migration event falls after the boundary.
+    run.set_phase(Phase::Active);
+    let activation_s = run.elapsed_s();
+    let activation_ms = unix_ms();
     for (client, _) in &readers {
-        let body = json!({"triggers": [scenario.trigger], "confidence": format!("{}..{}", scenario.confidence.0, scenario.confidence.1)});
+        let confidence = format!("{}..{}", scenario.confidence.0, scenario.confidence.1);
+        let body = json!({"triggers": [scenario.trigger], "confidence": confidence});
         post_json(http, &format!("{}/api/v1/sdd/activate", nodes[client].url), &body)
             .await
             .with_context(|| format!("cannot activate the SDD at the node of {client}"))?;
     }
-    run.set_phase(Phase::Active);
-    let activation_s = run.elapsed_s();
-    let activation_ms = unix_ms();
+    series.push((activation_ms, origins.iter().map(|c| world.bytes_sent_from(c)).sum::<u64>()));
     say(Progress::Phase { name: "active", at_s: activation_s, length_s: scenario.active.as_secs_f64() });
     let active_end = Instant::now() + scenario.active;
     while Instant::now() < active_end {
@@ -684,6 +697,19 @@ async fn drive(
         .iter()
         .map(|c| (c.clone(), (bytes_baseline[c] - bytes_start[c], bytes_active[c] - bytes_baseline[c])))
         .collect();
+    let bandwidth: f64 = readers
+        .iter()
+        .filter_map(|(c, o)| scenario.link_profile(c, o))
+        .filter_map(|l| l.downstream.bandwidth_bytes_per_second)
+        .sum();
+    let copy_window_link_use =
+        migrations.iter().filter_map(|m| m.execute_s).reduce(f64::min).zip(migration_seconds).and_then(|(from, to)| {
+            let at = |s: f64| activation_ms + (s * 1000.0) as u64;
+            let first = series.iter().rev().find(|(t, _)| *t <= at(from)).or(series.first())?;
+            let last = series.iter().find(|(t, _)| *t >= at(to)).or(series.last())?;
+            let seconds = (last.0.saturating_sub(first.0)) as f64 / 1000.0;
+            (seconds > 0.0 && bandwidth > 0.0).then(|| (last.1 - first.1) as f64 / seconds / bandwidth)
+        });
     let steady_bytes_per_second = migration_seconds.and_then(|s| {
         let from_ms = activation_ms + (s * 1000.0) as u64;
         let first = series.iter().find(|(t, _)| *t >= from_ms)?;
@@ -713,6 +739,7 @@ async fn drive(
         migrations,
         copy_window_s,
         copy_estimate_s,
+        copy_window_link_use,
         floor,
         direct_link,
         after_migration,
