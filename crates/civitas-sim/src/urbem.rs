@@ -578,12 +578,12 @@ impl DataService {
         });
         let mut router = Router::new().route("/schema", get(schema)).route("/healthz", get(|| async { "ok" }));
         for (index, view) in spec.views.iter().enumerate() {
-            router = router.route(
-                view.path,
-                get(move |state: State<Arc<ServiceState>>, query: Query<ViewQuery>, headers: HeaderMap| {
-                    serve_view(state, index, query, headers)
-                }),
-            );
+            let handler = get(move |state: State<Arc<ServiceState>>, query: Query<ViewQuery>, headers: HeaderMap| {
+                serve_view(state, index, query, headers)
+            });
+            // `/buildings/` too: a node's replica copy asks for the view's own resource with
+            // a trailing slash (its variant `/`), see docs/simulation.md.
+            router = router.route(view.path, handler.clone()).route(&format!("{}/", view.path), handler);
         }
         let router = router.with_state(state.clone());
         let listener = TcpListener::bind(listen).await.map_err(|source| SimError::Bind { addr: listen, source })?;

@@ -148,3 +148,15 @@ async fn every_service_answers_its_views_and_schema() {
         assert_eq!(schema["views"].as_array().unwrap().len(), spec.views.len());
     }
 }
+
+/// A node's snapshot copy asks for a view's own resource as `/view/?query`: the same answer.
+#[tokio::test]
+async fn a_trailing_slash_names_the_same_view() {
+    let service = start("networks", Scale::new(1.0, 100.0).unwrap()).await;
+    let base = service.base_url();
+    let (plain_headers, plain, _) = get_json(&format!("{base}/networks?district=5")).await;
+    let (slash_headers, slash, _) = get_json(&format!("{base}/networks/?district=5")).await;
+    assert_eq!(plain, slash);
+    assert_eq!(plain_headers["etag"], slash_headers["etag"]);
+    service.shutdown().await;
+}

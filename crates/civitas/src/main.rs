@@ -9,6 +9,7 @@
 mod apply;
 mod client;
 mod delete;
+mod demo;
 mod get;
 mod kind;
 mod ledger;
@@ -16,6 +17,7 @@ mod migrations;
 mod output;
 mod pipeline;
 mod proxy;
+mod scenario;
 mod sdd;
 mod search;
 mod serve;
@@ -125,6 +127,10 @@ Examples:
   civitas pipeline plan urn:pipeline:marketing:campaign --env-file examples/pipelines/environments.civ --env vienna"
     )]
     Pipeline(pipeline::PipelineCommand),
+    /// Re-run the paper's evaluation: scenario one or two, with real nodes and emulated links.
+    Scenario(scenario::ScenarioArgs),
+    /// Scenario one with a live view of latencies and migrations, then the paper's table.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -142,6 +148,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Serve(args) => return serve::run(args),
         Command::Proxy(args) => return proxy::run(args),
+        Command::Scenario(args) => return scenario::run(args),
+        Command::Demo(args) => return demo::run(args),
         other => other,
     };
     // A client verb does one request after another: one thread is plenty.
@@ -149,7 +157,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let client = client::Client::with_token(&cli.server, cli.token.as_deref())?;
         match &command {
-            Command::Serve(_) | Command::Proxy(_) => unreachable!("handled above"),
+            Command::Serve(_) | Command::Proxy(_) | Command::Scenario(_) | Command::Demo(_) => {
+                unreachable!("handled above")
+            }
             Command::Apply(a) => apply::run(&client, a).await,
             Command::Get(a) => get::run(&client, a).await,
             Command::Delete(a) => delete::run(&client, a).await,

@@ -48,10 +48,10 @@ pub struct SnapshotRequest {
     /// The instance endpoint joined with the view's link, e.g. `http://origin:8080/api/stations`.
     pub endpoint: String,
     /// Path-and-query strings relative to `endpoint`, each starting with `/` or `?`
-    /// (the empty string is the canonical URL itself). `/` — the data plane's name for
-    /// the view's own resource — is fetched at `endpoint` exactly as written (a trailing
-    /// slash neither added nor removed); the others at `endpoint` without its trailing
-    /// slash, then the variant. Duplicates are copied once.
+    /// (the empty string is the canonical URL itself). `/` and `/?query` — the data
+    /// plane's names for the view's own resource — are fetched at `endpoint` exactly as
+    /// written (a trailing slash neither added nor removed), plus the query; the others at
+    /// `endpoint` without its trailing slash, then the variant. Duplicates are copied once.
     pub variants: Vec<String>,
 }
 
@@ -138,7 +138,11 @@ impl HttpSnapshot {
         let owned: Vec<String> = variants.iter().map(|v| (*v).to_owned()).collect();
         let writer_ref = &writer;
         let fetched = stream::iter(owned.into_iter().map(move |variant: String| {
-            let url = if variant == "/" { request.endpoint.clone() } else { join(base, &variant) };
+            // `/` and `/?query` are the view's own resource: fetched at the endpoint as written.
+            let url = match variant.strip_prefix('/') {
+                Some(q) if q.is_empty() || q.starts_with('?') => format!("{}{q}", request.endpoint),
+                _ => join(base, &variant),
+            };
             async move { self.fetch_new(writer_ref, &variant, url, progress).await }
         }))
         .buffer_unordered(self.config.concurrency.max(1))
