@@ -352,3 +352,22 @@ async fn recover_removes_leftovers_and_damaged_replicas() {
     assert_eq!(report.removed_damaged, vec!["tidy".to_owned()], "{report:?}");
     assert_eq!(files_below(dir.path()), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_views_own_resource_is_fetched_at_the_endpoint_as_written() {
+    // The origin answers `/api/view` only (a trailing slash would be a 404): the data
+    // plane's `/` and `/?query` name the view's own resource, never `/api/view/…`.
+    let origin = start_origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = copier(dir.path()).await;
+    let (progress, _) = watch::channel(SnapshotProgress::default());
+    let replica =
+        snapshot.copy(&request("own-1", origin.url("/api/view"), &["/", "/?line=U1"]), &progress).await.unwrap();
+    assert_eq!(replica.manifest.resources.len(), 2);
+    let id = ReplicaId::new("own-1").unwrap();
+    for (variant, query) in [("/", ""), ("/?line=U1", "line=U1")] {
+        let stored = snapshot.store().get(&id, &ResourceKey::for_variant(variant)).await.unwrap();
+        assert_eq!(stored.status, StatusCode::OK, "{variant}");
+        assert_eq!(read_body(stored.body).await, view_body(query), "{variant}");
+    }
+}
