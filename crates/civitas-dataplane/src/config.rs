@@ -59,6 +59,9 @@ pub struct DataPlaneConfig {
     pub max_metric_views: usize,
     /// Pseudonym in the `Via` header this proxy adds (`Via: 1.1 civitas`). Default `civitas`.
     pub via: String,
+    /// TLS for `https` upstreams (replicas at nodes serving HTTPS, origins behind TLS).
+    /// Default: the system's root certificates ([`crate::tls::client_config`]).
+    pub upstream_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for DataPlaneConfig {
@@ -74,6 +77,7 @@ impl Default for DataPlaneConfig {
             pool_idle_timeout: Duration::from_secs(90),
             max_metric_views: 1000,
             via: "civitas".to_string(),
+            upstream_tls: None,
         }
     }
 }

@@ -325,7 +325,17 @@ async fn catalog_snapshot(catalog: &Catalog) -> Result<Documents, CatalogError> 
 
 // ---- remote ------------------------------------------------------------------------
 
-type RemoteClient = Client<HttpConnector, Empty<Bytes>>;
+type RemoteClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// How to reach a remote node: its credentials and TLS trust.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteAccess {
+    /// Sent as `Authorization` with every request (e.g. `Bearer …`), for nodes that run
+    /// with security on.
+    pub authorization: Option<http::HeaderValue>,
+    /// TLS for `https://` nodes; default: the system's roots ([`crate::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
 
 /// Follows a node's catalog through its HTTP API, for a stand-alone `civitas proxy
 /// --catalog URL`: opens `GET /api/v1/watch` (new changes only), then lists
@@ -337,11 +347,10 @@ type RemoteClient = Client<HttpConnector, Empty<Bytes>>;
 ///
 /// The table's revision is the highest revision seen on the watch (0 until the first
 /// change or heartbeat).
-/// `authorization` (e.g. `Bearer …`) is sent with every request, for nodes that run with
-/// security on.
+/// `access` carries the credentials and TLS trust for the node (`http://` or `https://`).
 pub async fn follow_remote(
     base_url: String,
-    authorization: Option<http::HeaderValue>,
+    access: RemoteAccess,
     routes: impl Into<RouteSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -350,7 +359,18 @@ pub async fn follow_remote(
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client: RemoteClient = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(http);
+    http.enforce_http(false);
+    let tls = match access.tls {
+        Some(t) => t,
+        None => crate::tls::client_config(None).expect("without a CA file the client configuration always builds"),
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(&tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let client: RemoteClient = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https);
+    let authorization = access.authorization;
     let mut backoff = Backoff(BACKOFF_MIN);
     loop {
         let result = tokio::select! {

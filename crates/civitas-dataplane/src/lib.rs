@@ -41,10 +41,11 @@ mod metrics;
 mod observe;
 mod proxy;
 mod routes;
+pub mod tls;
 
 pub use config::{DataPlaneConfig, RoutePolicy};
 pub use error::ProxyError;
-pub use follow::{Documents, MergedDocuments, RouteMerger, RouteSink, follow_catalog, follow_remote};
+pub use follow::{Documents, MergedDocuments, RemoteAccess, RouteMerger, RouteSink, follow_catalog, follow_remote};
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
 pub use proxy::{

@@ -121,7 +121,7 @@ pub(crate) struct Shared {
     routes: RouteHandle,
     pub(crate) observations: ObservationSender,
     pub(crate) metrics: PlaneMetrics,
-    client: Client<Connector, ProxyBody>,
+    client: Client<hyper_rustls::HttpsConnector<Connector>, ProxyBody>,
     /// `Via` values for HTTP/1.0, 1.1 and 2.
     via: [HeaderValue; 3],
     /// Who may read what; `None`: everyone.
@@ -150,7 +150,18 @@ impl DataPlane {
         // The connector below applies the (per-host) connect timeout itself.
         http.set_connect_timeout(None);
         http.set_keepalive(Some(config.pool_idle_timeout));
+        // `https` upstreams too: the TLS layer below hands it `https` URIs.
+        http.enforce_http(false);
         let connector = Connector { http, routes: routes.clone(), default_timeout: config.connect_timeout };
+        let tls = match &config.upstream_tls {
+            Some(t) => Arc::clone(t),
+            None => crate::tls::client_config(None).expect("without a CA file the client configuration always builds"),
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(rustls::ClientConfig::clone(&tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
@@ -541,8 +552,7 @@ fn resolve_forward<'t, 'u>(table: &'t RouteTable, uri: &'u Uri) -> Result<Resolv
             ErrorKind::NotAnOpenProxy,
             format!(
                 "{scheme}://{host}:{port} is not the endpoint of any routable data instance in the catalog; \
-                 this proxy only forwards to catalogued instances{}",
-                if https { " (https endpoints are not proxied yet)" } else { "" }
+                 this proxy only forwards to catalogued instances"
             ),
         )),
         Err(ForwardMiss::NoView) => Err(ProxyError::new(

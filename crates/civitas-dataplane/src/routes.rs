@@ -391,9 +391,8 @@ impl RouteTable {
         let endpoint = i.endpoint.as_deref()?;
         let uri: Uri = endpoint.parse().ok()?;
         let scheme = uri.scheme()?.clone();
-        // No TLS in the upstream client yet: https instances are not routable.
-        if scheme != Scheme::HTTP {
-            tracing::debug!(instance = %i.header.name, endpoint, "not routable: only http endpoints are proxied");
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            tracing::debug!(instance = %i.header.name, endpoint, "not routable: only http and https endpoints are proxied");
             return None;
         }
         let authority = uri.authority()?.clone();
@@ -669,18 +668,24 @@ mod tests {
     }
 
     #[test]
-    fn instances_without_http_endpoints_are_not_routable() {
+    fn instances_without_an_endpoint_are_not_routable_and_https_ones_are() {
         let unit = doc(json!({"@type": "DataUnit", "name": "urn:unit:a", "version": "1",
             "metainformation": {"type": "rest"}, "views": [{"name": "v", "link": "/v"}]}));
         let none =
             doc(json!({"@type": "DataInstance", "name": "urn:inst:a", "version": "1", "dataUnit": "urn:unit:a"}));
-        let tls = doc(json!({"@type": "DataInstance", "name": "urn:inst:b", "version": "1", "dataUnit": "urn:unit:a",
-            "endpoint": "https://example.org/"}));
-        let table = RouteTable::build(&[unit, none, tls]);
+        let also_none =
+            doc(json!({"@type": "DataInstance", "name": "urn:inst:b", "version": "1", "dataUnit": "urn:unit:a"}));
+        let table = RouteTable::build(&[unit.clone(), none.clone(), also_none]);
         let view = table.view("urn:unit:a", "urn:unit:a:v").unwrap();
         assert!(view.instances.is_empty());
         assert_eq!(view.unroutable, 2);
         assert!(matches!(table.choose(view, RoutePolicy::Nearest, None), Err(NoInstance::None { unroutable: 2 })));
+        let tls = doc(json!({"@type": "DataInstance", "name": "urn:inst:c", "version": "1", "dataUnit": "urn:unit:a",
+            "endpoint": "https://example.org/"}));
+        let table = RouteTable::build(&[unit, none, tls]);
+        let view = table.view("urn:unit:a", "urn:unit:a:v").unwrap();
+        assert_eq!((view.instances.len(), view.unroutable), (1, 1), "https endpoints are routable");
+        assert!(table.forward(true, "example.org", 443, "/v").is_ok());
     }
 
     #[test]

@@ -231,7 +231,7 @@ async fn follow_remote_lists_pages_then_follows_the_watch_and_reconnects() {
 
     let routes = RouteHandle::new();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let follower = tokio::spawn(follow_remote(format!("http://{addr}/"), None, routes.clone(), stop_rx));
+    let follower = tokio::spawn(follow_remote(format!("http://{addr}/"), Default::default(), routes.clone(), stop_rx));
     tokio::time::timeout(Duration::from_secs(5), routes.wait_ready()).await.expect("ready");
     assert_eq!(instances(&routes), ["urn:inst:a", "urn:inst:a2"], "both pages of instances were listed");
 

@@ -304,6 +304,9 @@ pub struct NodeConfig {
     /// enabled`: a token the peer created (`civitas token create`) with a role in its
     /// `security.admin_roles`. Empty: none. Default empty.
     pub peer_token: String,
+    /// PEM file of CA certificates trusted, besides the system's roots, for `https` peers
+    /// and `https` upstreams (replicas at nodes serving HTTPS). Empty: none. Default empty.
+    pub peer_ca_file: String,
     /// Peer nodes asked, in order, for a unit or instance this node does not hold
     /// (federation, see `docs/api.md`). Default empty (nobody is asked). File only.
     pub peers: Vec<Peer>,
@@ -320,6 +323,7 @@ impl Default for NodeConfig {
             site: String::new(),
             url: String::new(),
             peer_token: String::new(),
+            peer_ca_file: String::new(),
             peers: Vec::new(),
             peer_cache_seconds: 30,
             peer_timeout_ms: 2_000,
@@ -339,6 +343,19 @@ pub struct Peer {
 }
 
 impl NodeConfig {
+    /// The PEM bytes of `peer_ca_file`, checked to hold certificates; `None` when unset.
+    pub fn peer_ca_pem(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let path = self.peer_ca_file.trim();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |message: String| ConfigError::Invalid { origin: None, message };
+        let pem = std::fs::read(path).map_err(|e| invalid(format!("node.peer_ca_file: cannot read {path}: {e}")))?;
+        civitas_dataplane::tls::client_config(Some(&pem))
+            .map_err(|e| invalid(format!("node.peer_ca_file ({path}): {e}")))?;
+        Ok(Some(pem))
+    }
+
     /// The URL this node is reached at: `url` without a trailing `/`, or `http://` +
     /// `listen` (an unspecified address such as `0.0.0.0` needs an explicit `url`).
     pub fn advertised_url(&self, listen: SocketAddr, tls: bool) -> Result<String, ConfigError> {
@@ -378,13 +395,13 @@ impl NodeConfig {
                 return Err(invalid(format!("node.peers[{i}].name: {name:?} is also the name of node.peers[{j}]")));
             }
             let url = peer.url.trim().trim_end_matches('/');
-            // The node's HTTP client is built without TLS: plain http:// only.
-            let ok = url.strip_prefix("http://").is_some_and(|rest| {
+            // https peers are trusted by the system's roots and `node.peer_ca_file`.
+            let ok = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).is_some_and(|rest| {
                 !rest.is_empty() && !rest.contains(char::is_whitespace) && !rest.contains(['?', '#'])
             });
             if !ok {
                 return Err(invalid(format!(
-                    "node.peers[{i}].url: {:?} is not an http:// URL such as http://127.0.0.1:7070 (https is not supported)",
+                    "node.peers[{i}].url: {:?} is not an http:// or https:// URL such as http://127.0.0.1:7070",
                     peer.url
                 )));
             }
@@ -685,6 +702,7 @@ impl Config {
             return invalid("node.peer_timeout_ms must be greater than 0");
         }
         self.node.checked_peers()?;
+        self.node.peer_ca_pem()?;
         self.node.advertised_url(self.http.listen, self.security.tls.is_some())?;
         self.migration.decisions()?;
         self.migration.snapshot_model()?;
@@ -926,7 +944,8 @@ mod tests {
             vec![Peer { name: "b".into(), url: "http://127.0.0.1:7071".into() }]
         );
         for (body, needle) in [
-            ("[node]\npeers = [{ name = \"b\", url = \"https://x\" }]\n", "node.peers[0].url"),
+            ("[node]\npeers = [{ name = \"b\", url = \"ftp://x\" }]\n", "node.peers[0].url"),
+            ("[node]\npeer_ca_file = \"/nonexistent/ca.pem\"\n", "node.peer_ca_file"),
             ("[node]\npeers = [{ name = \"b\", url = \"http://\" }]\n", "node.peers[0].url"),
             ("[node]\npeers = [{ name = \"\", url = \"http://x\" }]\n", "node.peers[0].name"),
             (

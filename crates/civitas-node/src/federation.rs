@@ -110,12 +110,17 @@ impl Federation {
         timeout: Duration,
         cache_ttl: Duration,
         token: Option<&str>,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Federation, reqwest::Error> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(v) = token.and_then(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for cert in ca_pem.map(reqwest::Certificate::from_pem_bundle).transpose()?.unwrap_or_default() {
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -249,10 +254,10 @@ mod tests {
     #[tokio::test]
     async fn no_peers_resolve_nothing_and_unreachable_peers_are_skipped() {
         let name = Urn::parse("urn:test:x").unwrap();
-        let f = Federation::new(Vec::new(), Duration::from_millis(200), Duration::from_secs(1), None).unwrap();
+        let f = Federation::new(Vec::new(), Duration::from_millis(200), Duration::from_secs(1), None, None).unwrap();
         assert_eq!(f.resolve(Kind::DataUnit, &name, None).await, None);
         let peers = vec![Peer { name: "gone".into(), url: "http://127.0.0.1:1".into() }];
-        let f = Federation::new(peers, Duration::from_millis(200), Duration::from_secs(1), None).unwrap();
+        let f = Federation::new(peers, Duration::from_millis(200), Duration::from_secs(1), None, None).unwrap();
         assert_eq!(f.resolve(Kind::DataUnit, &name, Some("1")).await, None);
         assert!(f.cache.lock().unwrap().entries.is_empty(), "a failed lookup is not cached as a miss");
     }

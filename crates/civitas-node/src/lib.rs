@@ -137,6 +137,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 
     // Federation: the peers asked for documents this node does not hold.
     let peers = config.node.checked_peers().map_err(|e| NodeError::Config(e.to_string()))?;
+    let peer_ca = config.node.peer_ca_pem().map_err(|e| NodeError::Config(e.to_string()))?;
+    let peer_tls = civitas_dataplane::tls::client_config(peer_ca.as_deref()).map_err(NodeError::Config)?;
     for peer in &peers {
         tracing::info!(peer = %peer.name, url = %peer.url, "federation peer");
     }
@@ -145,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         Duration::from_millis(config.node.peer_timeout_ms.max(1)),
         Duration::from_secs(config.node.peer_cache_seconds.max(1)),
         peer_token(&config),
+        peer_ca.as_deref(),
     )
     .map_err(|e| NodeError::Config(format!("node.peers: cannot build the HTTP client: {e}")))?;
 
@@ -154,10 +157,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let merger = civitas_dataplane::RouteMerger::new(routes.clone(), 1 + peers.len());
     tokio::spawn(civitas_dataplane::follow_catalog(catalog.clone(), merger.sink(0), shutdown_rx.clone()));
     for (i, peer) in peers.iter().enumerate() {
-        let authorization = peer_token(&config).and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
+        let access = civitas_dataplane::RemoteAccess {
+            authorization: peer_token(&config).and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok()),
+            tls: Some(Arc::clone(&peer_tls)),
+        };
         tokio::spawn(civitas_dataplane::follow_remote(
             peer.url.clone(),
-            authorization,
+            access,
             merger.sink(i + 1),
             shutdown_rx.clone(),
         ));
@@ -200,6 +206,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         catalog: catalog.clone(),
         merger: Arc::clone(&merger),
         peer_token: peer_token(&config).map(str::to_string),
+        peer_ca_pem: peer_ca.clone(),
         peers,
         own_url: config
             .node
@@ -377,6 +384,12 @@ pub fn dataplane_config(config: &Config) -> Result<DataPlaneConfig, NodeError> {
         pool_idle_timeout: Duration::from_millis(d.pool_idle_timeout_ms),
         max_metric_views: d.max_metric_views,
         via: d.via.clone(),
+        upstream_tls: Some(
+            civitas_dataplane::tls::client_config(
+                config.node.peer_ca_pem().map_err(|e| NodeError::Config(e.to_string()))?.as_deref(),
+            )
+            .map_err(NodeError::Config)?,
+        ),
     })
 }
 

@@ -69,12 +69,10 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     // `[node] peer_token` of the proxy's config: its credentials at a node that runs with security on.
     let token = Some(config.node.peer_token.trim().to_string()).filter(|t| !t.is_empty());
     let authorization = token.as_ref().and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
-    tokio::spawn(civitas_dataplane::follow_remote(
-        base.clone(),
-        authorization.clone(),
-        routes.clone(),
-        shutdown_rx.clone(),
-    ));
+    let tls =
+        civitas_dataplane::tls::client_config(config.node.peer_ca_pem()?.as_deref()).map_err(anyhow::Error::msg)?;
+    let access = civitas_dataplane::RemoteAccess { authorization: authorization.clone(), tls: Some(tls) };
+    tokio::spawn(civitas_dataplane::follow_remote(base.clone(), access, routes.clone(), shutdown_rx.clone()));
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
     let dataplane = DataPlane::new(civitas_node::dataplane_config(&config)?, routes, observations);
     let mut registry = Registry::with_prefix("civitas");
@@ -86,7 +84,14 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
         "Observations dropped because the node could not take them",
         unreported.clone(),
     );
-    tokio::spawn(report_observations(base.clone(), authorization, observation_rx, unreported, shutdown_rx.clone()));
+    tokio::spawn(report_observations(
+        base.clone(),
+        authorization,
+        config.node.peer_ca_pem()?,
+        observation_rx,
+        unreported,
+        shutdown_rx.clone(),
+    ));
 
     let state = ProxyState { registry: Arc::new(registry) };
     let router =
@@ -132,6 +137,7 @@ async fn metrics(State(s): State<ProxyState>) -> Response {
 async fn report_observations(
     base: String,
     authorization: Option<axum::http::HeaderValue>,
+    ca_pem: Option<Vec<u8>>,
     mut rx: mpsc::Receiver<Observation>,
     unreported: Counter<u64, AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
@@ -140,7 +146,11 @@ async fn report_observations(
     if let Some(a) = authorization {
         headers.insert(reqwest::header::AUTHORIZATION, a);
     }
-    let http = reqwest::Client::builder().no_proxy().default_headers(headers).build().unwrap_or_default();
+    let mut builder = reqwest::Client::builder();
+    for cert in ca_pem.as_deref().map(reqwest::Certificate::from_pem_bundle).and_then(Result::ok).unwrap_or_default() {
+        builder = builder.add_root_certificate(cert);
+    }
+    let http = builder.no_proxy().default_headers(headers).build().unwrap_or_default();
     let url = format!("{base}/api/v1/sdd/observations");
     let mut batch: Vec<ObservationRecord> = Vec::with_capacity(REPORT_BATCH);
     let mut tick = tokio::time::interval(REPORT_EVERY);

@@ -355,3 +355,145 @@ async fn ldap_users_read_what_their_directory_groups_allow_through_the_node() {
         .unwrap();
     assert!(names(&units).is_empty(), "bob may not know the unit exists: {units}");
 }
+
+/// A node serving HTTPS with `cert`, its readiness probed over TLS.
+struct TlsNode {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for TlsNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_tls_node(
+    dir: &std::path::Path,
+    name: &str,
+    ip: [u8; 4],
+    config: &str,
+    trusted: &reqwest::Client,
+) -> TlsNode {
+    let file = write_file(dir, &format!("{name}.toml"), config);
+    let addr: SocketAddr = {
+        let l = std::net::TcpListener::bind(SocketAddr::from((ip, 0))).unwrap();
+        l.local_addr().unwrap()
+    };
+    let log = dir.join(format!("{name}.log"));
+    let child = common::civitas_command()
+        .args(["serve", "--data-dir"])
+        .arg(dir.join(format!("data-{name}")))
+        .arg("--config")
+        .arg(&file)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap())
+        .spawn()
+        .unwrap();
+    let node = TlsNode { child, url: format!("https://{addr}"), log: dir.join(format!("{name}.err")) };
+    let deadline = Instant::now() + DEADLINE;
+    while trusted.get(format!("{}/readyz", node.url)).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        let err = std::fs::read_to_string(&node.log).unwrap_or_default();
+        assert!(Instant::now() < deadline, "{name} did not become ready over HTTPS:\n{err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_talk_tls_follow_each_other_and_relocate_a_view_over_https() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "127.0.0.2".into()]).unwrap();
+    let cert_pem = write_file(dir, "cert.pem", &cert.cert.pem());
+    let key_pem = write_file(dir, "key.pem", &cert.signing_key.serialize_pem());
+    let trusted = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let tls = format!(
+        "[security.tls]\ncert = {:?}\nkey = {:?}\n",
+        cert_pem.display().to_string(),
+        key_pem.display().to_string()
+    );
+    let ca = format!("peer_ca_file = {:?}\n", cert_pem.display().to_string());
+    let m = start_tls_node(
+        dir,
+        "melbourne",
+        [127, 0, 0, 1],
+        &format!("[node]\nsite = \"urn:site:melbourne\"\n{ca}\n{tls}"),
+        &trusted,
+    )
+    .await;
+    let origin = origin().await;
+    let docs = json!([
+        {"@type": "Site", "name": "urn:site:vienna", "version": "1", "tier": "cloud", "region": "eu"},
+        {"@type": "Site", "name": "urn:site:melbourne", "version": "1", "tier": "cloud", "region": "au"},
+        {"@type": "SiteLink", "name": "urn:link:vie-mel", "version": "1", "from": "urn:site:vienna",
+         "to": "urn:site:melbourne", "latencyMs": 150},
+        {"@type": "DataUnit", "name": "urn:city:tls", "version": "1", "metainformation": {"type": "rest"},
+         "views": [{"name": "slow", "link": "/slow", "updateFrequency": {"period": "PT1H"}}]},
+        {"@type": "DataInstance", "name": "urn:city:tls:melbourne", "version": "1", "dataUnit": "urn:city:tls",
+         "site": "urn:site:melbourne", "endpoint": format!("http://{origin}"), "role": "origin"}
+    ]);
+    let applied = trusted.post(format!("{}/api/v1/apply", m.url)).json(&docs).send().await.unwrap();
+    assert!(applied.status().is_success(), "{}", applied.text().await.unwrap());
+    let v = start_tls_node(
+        dir,
+        "vienna",
+        [127, 0, 0, 2],
+        &format!(
+            "[node]\nsite = \"urn:site:vienna\"\npeers = [{{ name = \"melbourne\", url = \"{}\" }}]\n{ca}\n\
+             [migration]\ncooldown_seconds = 1\n\n{tls}",
+            m.url
+        ),
+        &trusted,
+    )
+    .await;
+    // V follows M's catalog over HTTPS: M's unit is readable through V.
+    let read = || async {
+        let r = trusted.get(format!("{}/data/urn:city:tls/slow", v.url)).send().await.unwrap();
+        let instance = r.headers().get("x-civitas-instance").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (r.status().as_u16(), instance)
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while read().await.0 != 200 {
+        assert!(Instant::now() < deadline, "V never routed M's unit:\n{}", std::fs::read_to_string(&v.log).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The view moves to V: the copy is pulled from M over HTTPS, the replica registered at
+    // M over HTTPS, and V's data plane reaches the replica at its https endpoint.
+    let activated = trusted
+        .post(format!("{}/api/v1/sdd/activate", v.url))
+        .json(&json!({"triggers": ["response_time.p50 > 100ms min 3 cooldown 1s"], "confidence": "0.0..1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (status, instance) = read().await;
+        assert_eq!(status, 200);
+        if instance == "urn:city:tls:replica:vienna:slow" {
+            break;
+        }
+        if Instant::now() > deadline {
+            let events = trusted.get(format!("{}/api/v1/migrations/events", v.url)).send().await.unwrap();
+            panic!(
+                "the view never moved over TLS: {}\n{}",
+                events.text().await.unwrap(),
+                std::fs::read_to_string(&v.log).unwrap()
+            );
+        }
+    }
+    let replica =
+        trusted.get(format!("{}/api/v1/instances/urn:city:tls:replica:vienna:slow", m.url)).send().await.unwrap();
+    let replica: Value = replica.json().await.unwrap();
+    assert!(replica["endpoint"].as_str().unwrap().starts_with("https://127.0.0.2:"), "{replica}");
+}

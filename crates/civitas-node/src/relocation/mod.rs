@@ -54,6 +54,8 @@ pub struct RelocationDeps {
     pub peers: Vec<Peer>,
     /// `node.peer_token`: sent to peers (pulls through their data plane, registrations).
     pub peer_token: Option<String>,
+    /// `node.peer_ca_file`'s PEM: trusted for `https` peers besides the system's roots.
+    pub peer_ca_pem: Option<Vec<u8>>,
     /// The URL other nodes reach this node at.
     pub own_url: String,
     /// This node's site; `None`: no migration targets this node.
@@ -178,6 +180,7 @@ impl Relocation {
             concurrency: deps.replicas.copy_concurrency,
             resource_timeout: Duration::from_secs(deps.replicas.resource_timeout_seconds),
             headers: headers.clone(),
+            extra_roots_pem: deps.peer_ca_pem.clone(),
             ..SnapshotConfig::default()
         };
         let direct_config = SnapshotConfig { headers: http::HeaderMap::new(), ..config.clone() };
@@ -185,6 +188,7 @@ impl Relocation {
             chunk_bytes: deps.replicas.object_chunk_bytes,
             chunk_timeout: Duration::from_secs(deps.replicas.resource_timeout_seconds),
             headers,
+            extra_roots_pem: deps.peer_ca_pem.clone(),
             ..ObjectCopyConfig::default()
         };
         let object_direct = ObjectCopyConfig { headers: http::HeaderMap::new(), ..object_config.clone() };
@@ -199,7 +203,13 @@ impl Relocation {
         {
             api_headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
+        let mut api_builder = reqwest::Client::builder();
+        if let Some(pem) = &deps.peer_ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("node.peer_ca_file: {e}"))? {
+                api_builder = api_builder.add_root_certificate(cert);
+            }
+        }
+        let http = api_builder
             .default_headers(api_headers)
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))

@@ -26,6 +26,8 @@ pub struct SnapshotConfig {
     /// Headers sent with every request (a node pulling through its origin's node sends
     /// `x-civitas-route: origin`).
     pub headers: http::HeaderMap,
+    /// PEM CA certificates trusted for `https` sources besides the system's roots.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 impl Default for SnapshotConfig {
@@ -36,6 +38,7 @@ impl Default for SnapshotConfig {
             read_timeout: Duration::from_secs(30),
             resource_timeout: Duration::from_secs(600),
             headers: http::HeaderMap::new(),
+            extra_roots_pem: None,
         }
     }
 }
@@ -88,7 +91,13 @@ impl HttpSnapshot {
     /// A copier writing into `store`. Redirects are not followed (a 3xx is not copied)
     /// and no proxy from the environment is used: the copier talks to the origin directly.
     pub fn new(store: ReplicaStore, config: SnapshotConfig) -> Result<HttpSnapshot> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &config.extra_roots_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ReplicaError::Client)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .timeout(config.resource_timeout)

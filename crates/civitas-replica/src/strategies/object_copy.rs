@@ -42,6 +42,8 @@ pub struct ObjectCopyConfig {
     pub chunk_timeout: Duration,
     /// Headers sent with every request.
     pub headers: http::HeaderMap,
+    /// PEM CA certificates trusted for `https` sources besides the system's roots.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 impl Default for ObjectCopyConfig {
@@ -52,6 +54,7 @@ impl Default for ObjectCopyConfig {
             read_timeout: Duration::from_secs(30),
             chunk_timeout: Duration::from_secs(300),
             headers: http::HeaderMap::new(),
+            extra_roots_pem: None,
         }
     }
 }
@@ -96,7 +99,13 @@ impl ObjectCopy {
     /// A copier staging under `staging` (created if missing; keep it outside the store's
     /// root) and committing into `store`.
     pub fn new(store: ReplicaStore, staging: impl Into<PathBuf>, config: ObjectCopyConfig) -> Result<ObjectCopy> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &config.extra_roots_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ReplicaError::Client)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .timeout(config.chunk_timeout)
