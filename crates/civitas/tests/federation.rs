@@ -174,8 +174,7 @@ async fn peers_of_each_other_do_not_ping_pong() {
 #[test]
 fn a_bad_peer_url_stops_the_node_naming_the_key() {
     let temp = tempfile::tempdir().unwrap();
-    let config =
-        write_file(temp.path(), "bad.toml", "[node]\npeers = [{ name = \"b\", url = \"ftp://b.example\" }]\n");
+    let config = write_file(temp.path(), "bad.toml", "[node]\npeers = [{ name = \"b\", url = \"ftp://b.example\" }]\n");
     let mut cmd = common::civitas_command();
     cmd.arg("serve").arg("--config").arg(&config).arg("--data-dir").arg(temp.path().join("data"));
     cmd.arg("--listen").arg(format!("127.0.0.1:{}", free_port()));
