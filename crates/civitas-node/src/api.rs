@@ -56,6 +56,8 @@ pub struct AppState {
     pub relocation: Option<crate::relocation::Relocation>,
     /// The Security Manager; `None` when `[security] enabled` is false.
     pub security: Option<Arc<civitas_security::Security>>,
+    /// SQL units: checked at apply, served at `/data/…`; `None` in nodes built without them.
+    pub sql: Option<crate::sql_api::SqlRoutes>,
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -214,6 +216,9 @@ async fn apply_value(s: &AppState, kind: Option<Kind>, value: &Value, dry_run: b
 
 async fn apply_docs(s: &AppState, docs: Vec<Document>, indexed: bool, dry_run: bool) -> ApiResult {
     crate::pipelines_api::check_pipelines(&docs, indexed)?;
+    if let Some(sql) = &s.sql {
+        crate::sql_api::check_units(sql.views(), &docs, indexed).await?;
+    }
     let report = s.catalog.apply(docs, ApplyOptions { dry_run, indexed_pointers: indexed }).await?;
     let created = !dry_run && report.results.iter().any(|r| r.outcome == ApplyOutcome::Created);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -565,7 +570,21 @@ async fn watch_changes(State(s): State<AppState>, uri: OriginalUri, RawQuery(q):
 /// forward mode for absolute-form requests from `HTTP_PROXY` clients, CONNECT) go straight
 /// to the data plane — no API routing or API middleware on that hot path — and everything
 /// else to the API router.
-pub async fn dispatch(router: Router, dataplane: DataPlane, client: SocketAddr, req: Request) -> Response {
+pub async fn dispatch(
+    router: Router,
+    dataplane: DataPlane,
+    sql: Option<&crate::sql_api::SqlRoutes>,
+    client: SocketAddr,
+    req: Request,
+) -> Response {
+    // SQL views are answered by their database, not proxied.
+    let req = match sql {
+        Some(sql) if req.uri().path().starts_with("/data/") => match sql.serve(req).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        },
+        _ => req,
+    };
     if DataPlane::is_proxy_request(&req) {
         return match dataplane.handle(req, client).await {
             Ok(resp) => resp.map(Body::new),
@@ -591,6 +610,7 @@ pub async fn serve_with_data_plane<L>(
     listener: L,
     router: Router,
     dataplane: DataPlane,
+    sql: Option<crate::sql_api::SqlRoutes>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
@@ -599,11 +619,13 @@ where
     // One service per connection, which knows the client's address.
     let app = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, L>| {
         let client = *incoming.remote_addr();
-        let (router, dataplane) = (router.clone(), dataplane.clone());
+        let (router, dataplane, sql) = (router.clone(), dataplane.clone(), sql.clone());
         async move {
             Ok::<_, std::convert::Infallible>(tower::service_fn(move |req: Request| {
-                let (router, dataplane) = (router.clone(), dataplane.clone());
-                async move { Ok::<_, std::convert::Infallible>(dispatch(router, dataplane, client, req).await) }
+                let (router, dataplane, sql) = (router.clone(), dataplane.clone(), sql.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(dispatch(router, dataplane, sql.as_ref(), client, req).await)
+                }
             }))
         }
     });

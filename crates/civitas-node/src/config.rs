@@ -38,6 +38,8 @@ pub struct Config {
     pub replicas: ReplicaSettings,
     /// Who may see, read and move what (see `docs/security.md`). File only for its tables.
     pub security: civitas_security::SecurityConfig,
+    /// Databases of SQL units (`[sql.connections.NAME]`, see `docs/sql.md`). File only.
+    pub sql: civitas_sql::SqlConfig,
 }
 
 /// `[migration]`: the migration manager's decisions and cost model (see `docs/migration.md`).

@@ -23,6 +23,7 @@ pub mod problem;
 pub mod relocation;
 pub mod sdd_api;
 pub mod security_api;
+pub mod sql_api;
 mod tls_listener;
 pub mod witness_client;
 
@@ -193,12 +194,18 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         None => Arc::new(relocation::planning::ConstraintGuard),
     };
 
-    let dataplane = match &security {
-        Some(sec) => {
-            dataplane.with_guard(Arc::new(security_api::DataPlaneGuard::new(Arc::clone(sec), Arc::clone(&merger))))
-        }
+    let read_guard: Option<Arc<dyn civitas_dataplane::ReadGuard>> = security.as_ref().map(|sec| {
+        Arc::new(security_api::DataPlaneGuard::new(Arc::clone(sec), Arc::clone(&merger)))
+            as Arc<dyn civitas_dataplane::ReadGuard>
+    });
+    let dataplane = match &read_guard {
+        Some(guard) => dataplane.with_guard(Arc::clone(guard)),
         None => dataplane,
     };
+    // SQL units: checked against their databases at apply, served from them at /data/….
+    let sql_views = civitas_sql::SqlViews::new(&config.sql).map_err(|e| NodeError::Config(format!("sql: {e}")))?;
+    let sql = sql_api::SqlRoutes::new(Arc::new(sql_views), read_guard);
+    tokio::spawn(sql.clone().follow(catalog.clone(), shutdown_rx.clone()));
     dataplane.register_metrics(metrics.registry_mut());
 
     // Migration manager and replicas: candidates in, replicas registered in the catalog.
@@ -245,6 +252,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         federation: Arc::new(federation),
         relocation: Some(relocation),
         security,
+        sql: Some(sql.clone()),
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
@@ -254,9 +262,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         Some(tls) => {
             let listener = tls_listener::TlsListener::new(listener, Arc::clone(tls)).map_err(NodeError::Serve)?;
             tracing::info!("serving HTTPS (security.tls)");
-            tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx))
+            tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, Some(sql), shutdown_rx))
         }
-        None => tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, shutdown_rx)),
+        None => tokio::spawn(api::serve_with_data_plane(listener, router, dataplane, Some(sql), shutdown_rx)),
     };
     tracing::info!(addr = %local, "listening on {local}");
 

@@ -102,7 +102,8 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %args.listen, catalog = %base, "proxy listening on {}", args.listen);
     // Data plane requests go straight to the data plane, the rest to the small router,
     // exactly as on a node.
-    let mut server = tokio::spawn(civitas_node::api::serve_with_data_plane(listener, router, dataplane, shutdown_rx));
+    let mut server =
+        tokio::spawn(civitas_node::api::serve_with_data_plane(listener, router, dataplane, None, shutdown_rx));
     tokio::select! {
         r = &mut server => return Ok(r??),
         _ = tokio::signal::ctrl_c() => {}
