@@ -403,7 +403,7 @@ async fn get(
     let resp = tokio::time::timeout(REMOTE_REQUEST_TIMEOUT, client.request(request))
         .await
         .map_err(|_| format!("{url}: no answer within {} s", REMOTE_REQUEST_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("{url}: {}", chain(&e)))?;
+        .map_err(|e| format!("{url}: {}", crate::proxy::error_chain(&e)))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = tokio::time::timeout(REMOTE_REQUEST_TIMEOUT, resp.into_body().collect())
@@ -415,17 +415,6 @@ async fn get(
         return Err(format!("{url}: {status} {}", body.chars().take(500).collect::<String>()));
     }
     Ok(resp.into_body())
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(x) = source {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        source = x.source();
-    }
-    s
 }
 
 async fn follow_remote_once(

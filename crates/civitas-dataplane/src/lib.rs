@@ -49,7 +49,8 @@ pub use follow::{Documents, MergedDocuments, RemoteAccess, RouteMerger, RouteSin
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
 pub use proxy::{
-    CLIENT_SITE_HEADER, DataPlane, GuardRefusal, INSTANCE_HEADER, ROUTE_HEADER, ReadGuard, has_dot_segment, variant,
+    CLIENT_SITE_HEADER, DataPlane, GuardRefusal, INSTANCE_HEADER, ROUTE_HEADER, ReadGuard, has_dot_segment,
+    percent_decode, variant,
 };
 pub use routes::{RouteHandle, RouteTable};
 

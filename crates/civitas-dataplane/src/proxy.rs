@@ -692,7 +692,8 @@ fn is_dead_connection(e: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-fn error_chain(e: &dyn StdError) -> String {
+/// An error and its sources, `: `-separated (a source already at the end is not repeated).
+pub(crate) fn error_chain(e: &dyn StdError) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(x) = source {
@@ -774,8 +775,9 @@ pub fn has_dot_segment(rest: &str) -> bool {
     rest.split('/').any(|seg| seg == ".." || (seg.len() >= 4 && seg.contains('%') && percent_decode(seg) == ".."))
 }
 
-/// Decodes `%XX` escapes; text that would not be UTF-8 is returned as given.
-fn percent_decode(s: &str) -> Cow<'_, str> {
+/// Decodes `%XX` escapes; text that would not be UTF-8 is returned as given (how the data
+/// plane reads the `{unit}` and `{view}` segments of `/data/{unit}/{view}`).
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
         return Cow::Borrowed(s);
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 

@@ -170,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         ));
     }
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
-    let dataplane = DataPlane::new(dataplane_config(&config)?, routes.clone(), observations);
+    let dataplane = DataPlane::new(dataplane_config(&config, Arc::clone(&peer_tls))?, routes.clone(), observations);
 
     // Analyzer manager: observations in, migration candidates out on the bus.
     let (bus, candidates) = ChannelBus::new(config.sdd.candidate_queue);
@@ -374,8 +374,12 @@ async fn start_ledger(
     Ok(LedgerParts { ledger, node_key: Arc::new(node_key), witness: Arc::new(witness), cosigned })
 }
 
-/// The data plane's settings from `[node]` and `[dataplane]` (validated by `Config::load`).
-pub fn dataplane_config(config: &Config) -> Result<DataPlaneConfig, NodeError> {
+/// The data plane's settings from `[node]` and `[dataplane]` (validated by `Config::load`),
+/// reaching `https` upstreams with `upstream_tls` (built from `node.peer_ca_file`).
+pub fn dataplane_config(
+    config: &Config,
+    upstream_tls: Arc<civitas_dataplane::tls::ClientConfig>,
+) -> Result<DataPlaneConfig, NodeError> {
     let d = &config.dataplane;
     let node_site = match config.node.site.as_str() {
         "" => None,
@@ -392,12 +396,7 @@ pub fn dataplane_config(config: &Config) -> Result<DataPlaneConfig, NodeError> {
         pool_idle_timeout: Duration::from_millis(d.pool_idle_timeout_ms),
         max_metric_views: d.max_metric_views,
         via: d.via.clone(),
-        upstream_tls: Some(
-            civitas_dataplane::tls::client_config(
-                config.node.peer_ca_pem().map_err(|e| NodeError::Config(e.to_string()))?.as_deref(),
-            )
-            .map_err(NodeError::Config)?,
-        ),
+        upstream_tls: Some(upstream_tls),
     })
 }
 

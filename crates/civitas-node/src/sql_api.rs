@@ -97,11 +97,11 @@ impl SqlRoutes {
     fn route(&self, path: &str) -> Option<(Arc<SqlUnit>, String)> {
         let rest = path.strip_prefix("/data/")?;
         let (unit, view) = rest.split_once('/')?;
-        let unit = unit.replace("%3A", ":").replace("%3a", ":");
-        let view = view.trim_end_matches('/');
+        let unit = civitas_dataplane::percent_decode(unit);
+        let view = civitas_dataplane::percent_decode(view.trim_end_matches('/'));
         let units = self.units.load();
-        let sql = units.get(unit.as_str())?;
-        let local = view.rsplit(':').next().unwrap_or(view);
+        let sql = units.get(unit.as_ref())?;
+        let local = view.rsplit(':').next().unwrap_or(&view);
         sql.view(local)?;
         Some((Arc::clone(sql), local.to_string()))
     }

@@ -69,12 +69,12 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     // `[node] peer_token` of the proxy's config: its credentials at a node that runs with security on.
     let token = Some(config.node.peer_token.trim().to_string()).filter(|t| !t.is_empty());
     let authorization = token.as_ref().and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
-    let tls =
-        civitas_dataplane::tls::client_config(config.node.peer_ca_pem()?.as_deref()).map_err(anyhow::Error::msg)?;
-    let access = civitas_dataplane::RemoteAccess { authorization: authorization.clone(), tls: Some(tls) };
+    let peer_ca = config.node.peer_ca_pem()?;
+    let tls = civitas_dataplane::tls::client_config(peer_ca.as_deref()).map_err(anyhow::Error::msg)?;
+    let access = civitas_dataplane::RemoteAccess { authorization: authorization.clone(), tls: Some(Arc::clone(&tls)) };
     tokio::spawn(civitas_dataplane::follow_remote(base.clone(), access, routes.clone(), shutdown_rx.clone()));
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
-    let dataplane = DataPlane::new(civitas_node::dataplane_config(&config)?, routes, observations);
+    let dataplane = DataPlane::new(civitas_node::dataplane_config(&config, tls)?, routes, observations);
     let mut registry = Registry::with_prefix("civitas");
     dataplane.register_metrics(&mut registry);
     // Observations the node could not take (unreachable, refused): counted, never retried.
@@ -87,7 +87,7 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     tokio::spawn(report_observations(
         base.clone(),
         authorization,
-        config.node.peer_ca_pem()?,
+        peer_ca,
         observation_rx,
         unreported,
         shutdown_rx.clone(),

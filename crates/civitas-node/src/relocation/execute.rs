@@ -87,7 +87,7 @@ impl Relocation {
             // An object is one resource: the view's own.
             variants = vec!["/".into()];
         }
-        let (strategy, period, bound) = self.update_plan(&unit, &view);
+        let (strategy, period, bound) = self.update_plan(&view);
         let now = unix_ms(SystemTime::now());
         let id = new_replica_id(&view.name, now)?;
         let instance =
@@ -219,7 +219,7 @@ impl Relocation {
 
     /// The update strategy, refresh period and staleness bound for a view (see
     /// `docs/replicas.md`, "Update strategies").
-    fn update_plan(&self, _unit: &DataUnit, view: &View) -> (UpdateStrategy, f64, f64) {
+    fn update_plan(&self, view: &View) -> (UpdateStrategy, f64, f64) {
         let settings = &self.inner.deps.replicas;
         let freq = view.update_frequency.as_ref();
         let period = freq

@@ -378,7 +378,7 @@ impl Relocation {
                     manager.record_unresolved(&candidate, &reason, now);
                     None
                 }
-                Ok(r) => Some(manager.consider(r.input, now)),
+                Ok(input) => Some(manager.consider(input, now)),
             }
         };
         let label = decision.as_ref().map_or("unresolved", Decision::name);

@@ -38,26 +38,20 @@ impl MigrationGuard for SecurityGuard {
     }
 }
 
-/// Where a candidate's view lives, resolved.
-pub struct Resolved {
-    /// What the strategies are given.
-    pub input: PlanInput,
-    /// Which source of the merged documents holds the unit (0: this node's catalog).
-    pub owner_source: usize,
-}
-
 /// Resolves a candidate against the route documents: the unit and view, an origin
 /// instance of the view and its site, this node's site as the target, the links, and the
 /// constraints. A candidate without a client site is taken to come from this node's site
 /// (its clients are the ones this node's data plane saw). The error says what is missing.
+/// (Which node owns the unit is looked up again when a plan executes: by then, after an
+/// escalation, it may have changed.)
 pub fn resolve(
     docs: &MergedDocuments,
     mut candidate: MigrationCandidate,
     own_site: &Urn,
     guard: &dyn MigrationGuard,
-) -> Result<Resolved, String> {
-    let (owner_source, unit) = match docs.get(Kind::DataUnit, &candidate.unit) {
-        Some((source, Document::DataUnit(u))) => (source, u),
+) -> Result<PlanInput, String> {
+    let unit = match docs.get(Kind::DataUnit, &candidate.unit) {
+        Some((_, Document::DataUnit(u))) => u,
         _ => return Err(format!("data unit {} is in no catalog this node follows", candidate.unit)),
     };
     let view = unit
@@ -82,7 +76,7 @@ pub fn resolve(
     if candidate.client_site.is_none() {
         candidate.client_site = Some(own_site.clone());
     }
-    let input = PlanInput {
+    Ok(PlanInput {
         candidate,
         view: view.clone(),
         source_type: unit.metainformation.source_type.to_ascii_lowercase(),
@@ -90,8 +84,7 @@ pub fn resolve(
         targets: vec![target.clone()],
         links,
         constraints: TargetConstraints::default(),
-    };
-    Ok(Resolved { input, owner_source })
+    })
 }
 
 /// An origin instance serving `view` that names its site (the lowest name, for a stable choice).

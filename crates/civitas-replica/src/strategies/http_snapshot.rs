@@ -91,21 +91,13 @@ impl HttpSnapshot {
     /// A copier writing into `store`. Redirects are not followed (a 3xx is not copied)
     /// and no proxy from the environment is used: the copier talks to the origin directly.
     pub fn new(store: ReplicaStore, config: SnapshotConfig) -> Result<HttpSnapshot> {
-        let mut builder = reqwest::Client::builder();
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ReplicaError::Client)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .timeout(config.resource_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .default_headers(config.headers.clone())
-            .no_proxy()
-            .build()
-            .map_err(ReplicaError::Client)?;
+        let client = super::http_client(super::ClientSettings {
+            connect_timeout: config.connect_timeout,
+            read_timeout: config.read_timeout,
+            request_timeout: config.resource_timeout,
+            headers: &config.headers,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })?;
         Ok(HttpSnapshot { store, client, config })
     }
 

@@ -99,21 +99,13 @@ impl ObjectCopy {
     /// A copier staging under `staging` (created if missing; keep it outside the store's
     /// root) and committing into `store`.
     pub fn new(store: ReplicaStore, staging: impl Into<PathBuf>, config: ObjectCopyConfig) -> Result<ObjectCopy> {
-        let mut builder = reqwest::Client::builder();
-        if let Some(pem) = &config.extra_roots_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ReplicaError::Client)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .timeout(config.chunk_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .default_headers(config.headers.clone())
-            .no_proxy()
-            .build()
-            .map_err(ReplicaError::Client)?;
+        let client = super::http_client(super::ClientSettings {
+            connect_timeout: config.connect_timeout,
+            read_timeout: config.read_timeout,
+            request_timeout: config.chunk_timeout,
+            headers: &config.headers,
+            extra_roots_pem: config.extra_roots_pem.as_deref(),
+        })?;
         let config = ObjectCopyConfig { chunk_bytes: config.chunk_bytes.max(64 * 1024), ..config };
         Ok(ObjectCopy { store, staging: staging.into(), client, config })
     }
