@@ -188,6 +188,37 @@ pub struct ReplicaSettings {
     pub update_scripts: std::collections::BTreeMap<String, String>,
     /// Time allowed for one run of an update script. Default 300 s.
     pub script_timeout_seconds: u64,
+    /// How long a replica superseded by a full copy, or deleted by an operator, is kept
+    /// for the reads already routed to it before its data is deleted. Default 30 s.
+    pub retire_grace_seconds: u64,
+    /// `[replicas.postgres]`: where SQL views (`sql:postgresql` units) are copied at this
+    /// node, by the `postgres` strategy (see `docs/sql.md`, "Moving a SQL view").
+    pub postgres: PostgresReplicaSettings,
+}
+
+/// `[replicas.postgres]`: this city's replica database for SQL views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresReplicaSettings {
+    /// The `[sql.connections]` entry SQL views are copied into (this city's replica
+    /// database). Empty (the default): no SQL view moves to this node.
+    pub connection: String,
+    /// Per source connection reference (a unit's `metainformation.connection`): how the
+    /// replica database's *server* reaches the origin database for logical replication
+    /// (a libpq conninfo). Default: the source connection's URL. File only.
+    pub publisher_conninfo: std::collections::BTreeMap<String, String>,
+    /// Seconds between two lag checks of a streaming replica. Default 1.
+    pub lag_check_seconds: f64,
+}
+
+impl Default for PostgresReplicaSettings {
+    fn default() -> Self {
+        PostgresReplicaSettings {
+            connection: String::new(),
+            publisher_conninfo: Default::default(),
+            lag_check_seconds: 1.0,
+        }
+    }
 }
 
 impl Default for ReplicaSettings {
@@ -200,6 +231,8 @@ impl Default for ReplicaSettings {
             staleness_factor: 2.0,
             update_scripts: Default::default(),
             script_timeout_seconds: 300,
+            retire_grace_seconds: 30,
+            postgres: PostgresReplicaSettings::default(),
         }
     }
 }
@@ -733,6 +766,21 @@ impl Config {
             }
             if command.trim().is_empty() {
                 return invalid(&format!("replicas.update_scripts.\"{view}\" is an empty command"));
+            }
+        }
+        let postgres = &self.replicas.postgres;
+        if !postgres.connection.is_empty() && !self.sql.connections.contains_key(&postgres.connection) {
+            return invalid(&format!(
+                "replicas.postgres.connection names `{}`, which is not in [sql.connections]",
+                postgres.connection
+            ));
+        }
+        if !(postgres.lag_check_seconds.is_finite() && postgres.lag_check_seconds > 0.0) {
+            return invalid("replicas.postgres.lag_check_seconds must be a number of seconds > 0");
+        }
+        for (source, conninfo) in &postgres.publisher_conninfo {
+            if conninfo.trim().is_empty() {
+                return invalid(&format!("replicas.postgres.publisher_conninfo.\"{source}\" is empty"));
             }
         }
         self.ledger.witnessed_log_keys()?;

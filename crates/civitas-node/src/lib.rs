@@ -203,8 +203,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         None => dataplane,
     };
     // SQL units: checked against their databases at apply, served from them at /data/….
-    let sql_views = civitas_sql::SqlViews::new(&config.sql).map_err(|e| NodeError::Config(format!("sql: {e}")))?;
-    let sql = sql_api::SqlRoutes::new(Arc::new(sql_views), read_guard);
+    let sql_views =
+        Arc::new(civitas_sql::SqlViews::new(&config.sql).map_err(|e| NodeError::Config(format!("sql: {e}")))?);
+    let sql = sql_api::SqlRoutes::new(Arc::clone(&sql_views), read_guard);
     tokio::spawn(sql.clone().follow(catalog.clone(), shutdown_rx.clone()));
     dataplane.register_metrics(metrics.registry_mut());
 
@@ -227,6 +228,11 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         migration: config.migration.clone(),
         replicas: config.replicas.clone(),
         guard,
+        sql: (!config.replicas.postgres.connection.is_empty()).then(|| relocation::SqlReplicaDeps {
+            config: config.sql.clone(),
+            settings: config.replicas.postgres.clone(),
+            views: Arc::clone(&sql_views),
+        }),
     })
     .await
     .map_err(NodeError::Relocation)?;

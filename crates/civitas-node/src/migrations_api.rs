@@ -26,6 +26,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/migrations/events/{id}",
     "/api/v1/migrations/pins",
     "/api/v1/replicas",
+    "/api/v1/replicas/{view}",
     "/replicas/{id}",
     "/replicas/{id}/",
     "/replicas/{id}/{*rest}",
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/migrations/events/{id}", get(event))
         .route("/api/v1/migrations/pins", get(pins).post(set_pin))
         .route("/api/v1/replicas", get(replicas))
+        .route("/api/v1/replicas/{view}", axum::routing::delete(delete_replica))
         .route("/replicas/{id}", get(crate::relocation::serve::serve_replica))
         .route("/replicas/{id}/", get(crate::relocation::serve::serve_replica))
         .route("/replicas/{id}/{*rest}", get(crate::relocation::serve::serve_replica))
@@ -74,6 +76,11 @@ fn relocation_problem(e: RelocationError) -> Problem {
         }
         RelocationError::Persist(_) => {
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "persist-failed", "Not persisted", e.to_string())
+        }
+        RelocationError::NoReplica(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", e.to_string()),
+        RelocationError::Busy(_) => Problem::new(StatusCode::CONFLICT, "busy", "Busy", e.to_string()),
+        RelocationError::Deregister(_) => {
+            Problem::new(StatusCode::BAD_GATEWAY, "deregister-failed", "Not deregistered", e.to_string())
         }
     }
 }
@@ -224,6 +231,20 @@ async fn set_pin(
     let previous = r.pin(view.clone(), pin.clone()).await.map_err(|e| relocation_problem(e).at(path))?;
     tracing::info!(%view, pin = ?pin, "migration pin set");
     Ok(json_response(StatusCode::OK, &json!({ "view": view, "pin": pin, "previous": previous })))
+}
+
+/// `DELETE /api/v1/replicas/{view}`: deregisters the replica of a view and deletes its
+/// data after the grace period (202 with the record, now `retiringAtUnixMs`).
+async fn delete_replica(
+    State(s): State<AppState>,
+    uri: OriginalUri,
+    Path(view): Path<String>,
+) -> Result<Response, Problem> {
+    let path = uri.path();
+    let r = relocation(&s).map_err(|p| p.at(path))?;
+    let view = Urn::parse(&view).map_err(|e| Problem::bad_parameter("view", e.to_string()).at(path))?;
+    let record = r.remove(&view).await.map_err(|e| relocation_problem(e).at(path))?;
+    Ok(json_response(StatusCode::ACCEPTED, &json!(record)))
 }
 
 async fn replicas(State(s): State<AppState>, uri: OriginalUri) -> Result<Response, Problem> {

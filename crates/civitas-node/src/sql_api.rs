@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use civitas_catalog::{Catalog, MAX_PAGE, Page, SearchQuery};
 use civitas_model::{Document, FieldError, Kind, ValidationErrors};
-use civitas_sql::{SqlError, SqlUnit, SqlViews};
+use civitas_sql::{SqlError, SqlUnit, SqlView, SqlViews};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -121,24 +121,29 @@ impl SqlRoutes {
         }
         let query = req.uri().query().unwrap_or("").to_string();
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
-        match self.views.serve(view, &query, accept.as_deref()).await {
-            Ok(answer) => {
-                let next = answer.next_query(&query);
-                let mut resp = Response::new(Body::from_stream(answer.body.map(|r| r.map_err(std::io::Error::other))));
-                let h = resp.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
-                if let Some(after) = answer.next_after.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-                    h.insert(civitas_sql::NEXT_AFTER_HEADER, after);
-                }
-                if let Some(link) =
-                    next.and_then(|q| HeaderValue::from_str(&format!("<{path}?{q}>; rel=\"next\"")).ok())
-                {
-                    h.insert(header::LINK, link);
-                }
-                Ok(resp)
+        Ok(respond(&self.views, view, &path, &query, accept.as_deref()).await)
+    }
+}
+
+/// Answers one request for a SQL view: its rows streamed in the format `accept` asks for,
+/// with `civitas-next-after` and a `Link: <{path}?…>; rel="next"` when a page follows;
+/// a problem document (at `path`) when the request or the database fails.
+pub async fn respond(views: &SqlViews, view: &SqlView, path: &str, query: &str, accept: Option<&str>) -> Response {
+    match views.serve(view, query, accept).await {
+        Ok(answer) => {
+            let next = answer.next_query(query);
+            let mut resp = Response::new(Body::from_stream(answer.body.map(|r| r.map_err(std::io::Error::other))));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+            if let Some(after) = answer.next_after.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+                h.insert(civitas_sql::NEXT_AFTER_HEADER, after);
             }
-            Err(e) => Ok(sql_problem(&e).at(&path).into_response()),
+            if let Some(link) = next.and_then(|q| HeaderValue::from_str(&format!("<{path}?{q}>; rel=\"next\"")).ok()) {
+                h.insert(header::LINK, link);
+            }
+            resp
         }
+        Err(e) => sql_problem(&e).at(path).into_response(),
     }
 }
 

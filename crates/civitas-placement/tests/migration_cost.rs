@@ -161,3 +161,17 @@ fn objects_are_planned_by_object_copy_and_apis_by_the_snapshot() {
     let snapshot = SnapshotStrategyModel::default().plan(&api).unwrap();
     assert_eq!(plan.score, snapshot.score, "same costs and benefits, another copy mechanism");
 }
+
+#[test]
+fn sql_units_are_planned_by_the_postgres_strategy_only() {
+    use civitas_placement::migration::{ObjectCopyStrategyModel, PostgresStrategyModel};
+    let api = hot_input();
+    let mut sql = hot_input();
+    sql.source_type = "sql:postgresql".into();
+    assert!(PostgresStrategyModel::default().plan(&api).is_none(), "an API is not a SQL unit");
+    assert!(SnapshotStrategyModel::default().plan(&sql).is_none(), "a SQL unit is not snapshotted over HTTP");
+    assert!(ObjectCopyStrategyModel::default().plan(&sql).is_none(), "a SQL unit is not an object");
+    let plan = PostgresStrategyModel::default().plan(&sql).expect("a plan");
+    assert_eq!(plan.strategy, "postgres");
+    assert_eq!(plan.score, SnapshotStrategyModel::default().plan(&api).unwrap().score);
+}

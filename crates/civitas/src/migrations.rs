@@ -87,6 +87,13 @@ pub enum ReplicasCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Delete the replica of a view: it is deregistered at once (reads go elsewhere) and its
+    /// data — files, or a SQL replica's tables, subscription, slot and publication — goes after `replicas.retire_grace_seconds` (30 s).
+    #[command(after_help = "Examples:\n  civitas replicas delete urn:city:buildings:blocks")]
+    Delete {
+        /// The view's full name.
+        view: String,
+    },
 }
 
 /// Runs `civitas migrations …`.
@@ -224,6 +231,14 @@ pub async fn run_replicas(client: &Client, cmd: &ReplicasCommand) -> anyhow::Res
                 ]);
             }
             print_table(t, "this node holds no replica")
+        }
+        ReplicasCommand::Delete { view } => {
+            let r = client.send_json(Method::DELETE, client.api_url(&["replicas", view])?, None).await?;
+            println!(
+                "deleted the replica {} of {view}: deregistered now, its data goes after the grace period",
+                output::field(&r, "id")
+            );
+            Ok(())
         }
     }
 }

@@ -146,7 +146,7 @@ fn node_config(site: &str, peers: &[(&str, &str)]) -> String {
     format!(
         "[node]\nsite = \"{site}\"\npeers = [{}]\npeer_cache_seconds = 1\n\n\
          [migration]\ncooldown_seconds = 2\nmin_residence_seconds = 1\n\n\
-         [replicas]\ndefault_refresh_seconds = 1\n",
+         [replicas]\ndefault_refresh_seconds = 1\nretire_grace_seconds = 1\n",
         list.join(", ")
     )
 }
@@ -606,4 +606,27 @@ async fn each_update_strategy_keeps_its_replica_fresh() {
         .await;
     }
     assert_ne!(plain_id(&api(&v, "/api/v1/replicas").await), first_plain, "a full copy is a new replica");
+
+    // An operator deletes a replica (pinned first, so the still-active SDD does not move it
+    // back): reads go to the origin at once, its data goes after the grace period.
+    let scripted = "urn:city:live:scripted";
+    let record = |r: &Value| r["items"].as_array().unwrap().iter().find(|r| r["view"] == scripted).cloned();
+    let id = record(&api(&v, "/api/v1/replicas").await).unwrap()["id"].as_str().unwrap().to_string();
+    let stored = dir.join("data-vienna").join("replicas").join(&id);
+    assert!(stored.is_dir(), "{} holds the replica", stored.display());
+    v.civitas(&["migrations", "pin", scripted, "--never"]).ok();
+    let out = v.civitas(&["replicas", "delete", scripted]).ok().to_string();
+    assert!(out.contains(&id), "{out}");
+    eventually("reads of the deleted replica's view go to the origin", &v, || async {
+        let (status, instance, _) = read("scripted").await;
+        assert_eq!(status, 200, "no read fails while a replica goes");
+        instance == "urn:city:live:melbourne"
+    })
+    .await;
+    eventually("the deleted replica's data and record are gone", &v, || async {
+        record(&api(&v, "/api/v1/replicas").await).is_none() && !stored.exists()
+    })
+    .await;
+    let again = v.civitas(&["replicas", "delete", scripted]).fails_with(1).to_string();
+    assert!(again.contains("holds no replica"), "{again}");
 }

@@ -80,14 +80,19 @@ impl Relocation {
         };
         let copy = match plan.strategy.as_str() {
             civitas_placement::migration::ObjectCopyStrategyModel::NAME => CopyStrategy::ObjectCopy,
+            civitas_placement::migration::PostgresStrategyModel::NAME => CopyStrategy::Postgres,
             _ => CopyStrategy::HttpSnapshot,
         };
         let mut variants: Vec<String> = variants.into_iter().filter(|v| v.starts_with('/')).collect();
-        if variants.is_empty() || copy == CopyStrategy::ObjectCopy {
-            // An object is one resource: the view's own.
+        if variants.is_empty() || copy != CopyStrategy::HttpSnapshot {
+            // An object is one resource: the view's own; a SQL replica holds the rows of
+            // every parameter value.
             variants = vec!["/".into()];
         }
-        let (strategy, period, bound) = self.update_plan(&view);
+        let (strategy, period, bound) = match copy {
+            CopyStrategy::Postgres => self.sql_update_plan(&unit, &view)?,
+            _ => self.update_plan(&view),
+        };
         let now = unix_ms(SystemTime::now());
         let id = new_replica_id(&view.name, now)?;
         let instance =
@@ -115,6 +120,9 @@ impl Relocation {
             refreshes: 0,
             refresh_failures: 0,
             last_error: None,
+            registered_validated_at_unix_ms: 0,
+            retiring_at_unix_ms: None,
+            sql: None,
         };
         // Recorded before the first byte is copied: a restart then knows to clean up or resume.
         self.put_record(record.clone());
@@ -130,21 +138,21 @@ impl Relocation {
         record.copy_attempts += 1;
         tracing::info!(view = %record.view, replica = %id, source = %record.source, copy = record.copy.as_str(),
             attempt = record.copy_attempts, "copying view");
+        if record.copy == CopyStrategy::Postgres {
+            return self.copy_sql_and_register(record).await;
+        }
         let (progress, _) = watch::channel(SnapshotProgress::default());
         let (snapshot, objects) = self.copiers(&record);
-        let copied = match record.copy {
-            CopyStrategy::HttpSnapshot => {
-                let request = SnapshotRequest {
-                    replica_id: id.clone(),
-                    endpoint: record.source.clone(),
-                    variants: record.variants.clone(),
-                };
-                snapshot.copy(&request, &progress).await
-            }
-            CopyStrategy::ObjectCopy => {
-                let request = ObjectRequest { replica_id: id.clone(), url: record.source.clone(), variant: "/".into() };
-                objects.copy(&request, &progress).await
-            }
+        let copied = if record.copy == CopyStrategy::ObjectCopy {
+            let request = ObjectRequest { replica_id: id.clone(), url: record.source.clone(), variant: "/".into() };
+            objects.copy(&request, &progress).await
+        } else {
+            let request = SnapshotRequest {
+                replica_id: id.clone(),
+                endpoint: record.source.clone(),
+                variants: record.variants.clone(),
+            };
+            snapshot.copy(&request, &progress).await
         };
         let replica = match copied {
             Ok(r) => r,
@@ -213,8 +221,32 @@ impl Relocation {
             }
         }
         record.phase = ReplicaPhase::Serving;
+        record.registered_validated_at_unix_ms = record.validated_at_unix_ms;
         self.put_record(record.clone());
         Ok(())
+    }
+
+    /// Deletes the replica's instance from its unit owner's catalog (a replica never
+    /// registered, or already gone there, is fine).
+    pub(super) async fn deregister(&self, record: &ReplicaRecord) -> Result<(), String> {
+        let inner = &self.inner;
+        match &record.owner {
+            None => match inner.deps.catalog.delete(Kind::DataInstance, &record.instance, false, false).await {
+                Ok(_) | Err(civitas_catalog::CatalogError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            Some(owner) => {
+                let url = format!("{owner}/api/v1/instances/{}", record.instance);
+                let response =
+                    inner.http.delete(&url).send().await.map_err(|e| format!("DELETE {url}: {}", error_chain(&e)))?;
+                let status = response.status();
+                if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+                    return Ok(());
+                }
+                let body = response.text().await.unwrap_or_default();
+                Err(format!("DELETE {url}: {status}: {}", body.chars().take(500).collect::<String>()))
+            }
+        }
     }
 
     /// The update strategy, refresh period and staleness bound for a view (see
@@ -299,7 +331,7 @@ pub(super) fn instance_document(record: &ReplicaRecord, own_url: &str) -> Value 
         "role": "replica",
         "metainformation": {
             "replicaId": record.id,
-            "strategy": "http-snapshot",
+            "strategy": record.copy.as_str(),
             "updateStrategy": record.strategy.as_str(),
             "source": record.source,
             "viewRelativePaths": true,

@@ -18,7 +18,10 @@ mod execute;
 pub mod planning;
 mod refresh;
 pub mod serve;
+mod sql;
 pub mod state;
+
+pub use sql::SqlReplicaDeps;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -68,6 +71,8 @@ pub struct RelocationDeps {
     pub replicas: ReplicaSettings,
     /// Where views may go.
     pub guard: Arc<dyn MigrationGuard>,
+    /// SQL replicas (`[replicas.postgres] connection` set); `None`: no SQL view moves here.
+    pub sql: Option<SqlReplicaDeps>,
 }
 
 /// Why an operator's request was refused.
@@ -82,6 +87,16 @@ pub enum RelocationError {
     /// The state could not be written: nothing was changed.
     #[error("cannot persist the relocation state: {0}")]
     Persist(String),
+    /// This node holds no replica of the view.
+    #[error("this node holds no replica of {0}")]
+    NoReplica(Urn),
+    /// A copy or refresh of the view is running; nothing was changed.
+    #[error("a copy or refresh of {0} is running; try again in a moment")]
+    Busy(Urn),
+    /// The replica's instance could not be deleted from its owner's catalog; nothing was
+    /// changed (other nodes may still route reads to it).
+    #[error("cannot deregister the replica: {0}")]
+    Deregister(String),
 }
 
 /// Labels of the per-replica metrics.
@@ -135,6 +150,8 @@ struct Inner {
     objects: ObjectCopy,
     objects_direct: ObjectCopy,
     http: reqwest::Client,
+    /// SQL replicas, when this node has a replica database.
+    sql: Option<sql::SqlReplication>,
     state_file: StateFile,
     persist_lock: tokio::sync::Mutex<()>,
     metrics: RelocationMetrics,
@@ -158,7 +175,7 @@ impl Relocation {
     /// reconciles the two: a replica recorded as copying was interrupted and is forgotten
     /// (its partial copy is gone), one whose files are damaged or missing is forgotten,
     /// and replica directories no record names are deleted.
-    pub async fn open(deps: RelocationDeps) -> Result<Relocation, String> {
+    pub async fn open(mut deps: RelocationDeps) -> Result<Relocation, String> {
         let store = ReplicaStore::open(deps.data_dir.join("replicas"))
             .await
             .map_err(|e| format!("cannot open the replica store: {e}"))?;
@@ -221,8 +238,9 @@ impl Relocation {
         let decisions = deps.migration.decisions().map_err(|e| e.to_string())?;
         let model = deps.migration.snapshot_model().map_err(|e| e.to_string())?;
         let objects_model = civitas_placement::migration::ObjectCopyStrategyModel { model: model.clone() };
+        let postgres_model = civitas_placement::migration::PostgresStrategyModel { model: model.clone() };
         let strategies: Vec<Box<dyn civitas_placement::migration::MigrationStrategy>> =
-            vec![Box::new(model), Box::new(objects_model)];
+            vec![Box::new(model), Box::new(objects_model), Box::new(postgres_model)];
         let (mut manager, records, pending_variants) = match saved {
             Some(s) => {
                 let manager = match s.manager {
@@ -236,17 +254,30 @@ impl Relocation {
         let complete: HashSet<&str> = report.complete.iter().map(ReplicaId::as_str).collect();
         let now = SystemTime::now();
         let mut replicas = BTreeMap::new();
+        let mut forgotten_sql = Vec::new();
         for record in records {
             let forget = match (record.phase, record.copy) {
                 // An object copy resumes from its staged chunks (the update manager restarts it).
                 (ReplicaPhase::Copying, CopyStrategy::ObjectCopy) => None,
+                // A SQL copy is one target transaction: nothing of it was committed.
+                (ReplicaPhase::Copying, CopyStrategy::Postgres) => {
+                    Some("the node stopped during the copy; its transaction was rolled back")
+                }
                 (ReplicaPhase::Copying, _) => Some("the node stopped during the copy; the partial copy was deleted"),
+                (_, CopyStrategy::Postgres) if record.sql.is_none() => Some("its record lost its SQL replica"),
+                (_, CopyStrategy::Postgres) if deps.sql.is_none() => {
+                    Some("replicas.postgres.connection is no longer set")
+                }
+                (_, CopyStrategy::Postgres) => None,
                 _ if !complete.contains(record.id.as_str()) => Some("its files are missing or damaged"),
                 _ => None,
             };
             if let Some(why) = forget {
                 tracing::warn!(view = %record.view, replica = %record.id, why, "replica forgotten at start-up");
                 manager.record_failed(&record.unit, &record.view, &record.site, why, now);
+                if record.copy == CopyStrategy::Postgres {
+                    forgotten_sql.push(record);
+                }
                 continue;
             }
             replicas.insert(record.view.clone(), record);
@@ -267,6 +298,7 @@ impl Relocation {
                 store.remove(id).await.map_err(|e| format!("cannot delete replica {id}: {e}"))?;
             }
         }
+        let sql = deps.sql.take().map(sql::SqlReplication::new);
         let relocation = Relocation {
             inner: Arc::new(Inner {
                 deps,
@@ -280,12 +312,14 @@ impl Relocation {
                 objects,
                 objects_direct,
                 http,
+                sql,
                 state_file,
                 persist_lock: tokio::sync::Mutex::new(()),
                 metrics: RelocationMetrics::default(),
             }),
         };
         relocation.persist().await.map_err(|e| e.to_string())?;
+        relocation.clean_up_sql(forgotten_sql).await;
         Ok(relocation)
     }
 
@@ -367,7 +401,14 @@ impl Relocation {
             }
             (Some(site), None) => {
                 let docs = inner.deps.merger.documents();
-                planning::resolve(&docs, candidate.clone(), site, inner.deps.guard.as_ref())
+                planning::resolve(&docs, candidate.clone(), site, inner.deps.guard.as_ref()).and_then(|input| {
+                    if civitas_placement::migration::is_sql_source(&input.source_type) && !self.holds_sql() {
+                        return Err("the view is a SQL view and this node has no replica database for SQL views \
+                                    (set [replicas.postgres] connection)"
+                            .to_string());
+                    }
+                    Ok(input)
+                })
             }
         };
         let decision = {
@@ -459,6 +500,32 @@ impl Relocation {
         Some((event, related))
     }
 
+    /// Deletes the replica of `view`: its instance is deleted from the owner's catalog
+    /// first (so no node routes new reads to it), then the record is marked retiring
+    /// (persisted), and the update manager deletes its data once the reads already
+    /// routed to it have drained. Idempotent for a replica already retiring.
+    pub async fn remove(&self, view: &Urn) -> Result<ReplicaRecord, RelocationError> {
+        if !self.claim(view) {
+            return Err(RelocationError::Busy(view.clone()));
+        }
+        let result = async {
+            let record = self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).get(view).cloned();
+            let mut record = record.ok_or_else(|| RelocationError::NoReplica(view.clone()))?;
+            if record.retiring_at_unix_ms.is_some() {
+                return Ok(record);
+            }
+            self.deregister(&record).await.map_err(RelocationError::Deregister)?;
+            record.retiring_at_unix_ms = Some(unix_ms(SystemTime::now()));
+            self.put_record(record.clone());
+            self.persist().await.map_err(|e| RelocationError::Persist(e.to_string()))?;
+            tracing::info!(%view, replica = %record.id, "replica deregistered; its data goes after the grace period");
+            Ok(record)
+        }
+        .await;
+        self.release(view);
+        result
+    }
+
     /// The replicas held here, with their freshness.
     pub fn replicas(&self) -> Vec<ReplicaStatus> {
         let now = unix_ms(SystemTime::now());
@@ -469,7 +536,7 @@ impl Relocation {
             .values()
             .map(|r| ReplicaStatus {
                 freshness_lag_seconds: r.freshness_lag_seconds(now),
-                fresh: r.phase == ReplicaPhase::Serving && r.is_fresh(now),
+                fresh: r.phase == ReplicaPhase::Serving && r.retiring_at_unix_ms.is_none() && r.is_fresh(now),
                 record: r.clone(),
             })
             .collect()

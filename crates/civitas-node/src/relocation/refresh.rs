@@ -10,7 +10,7 @@ use civitas_model::Urn;
 use civitas_replica::{ReplicaId, ResourceKey, SnapshotProgress, SnapshotRequest};
 use tokio::sync::watch;
 
-use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use super::state::{CopyStrategy, ReplicaPhase, ReplicaRecord, UpdateStrategy};
 use super::{RefreshLabels, Relocation, ViewLabels, unix_ms};
 
 /// How often the update manager looks for due work.
@@ -19,8 +19,6 @@ const TICK: Duration = Duration::from_millis(250);
 const REGISTER_RETRY: Duration = Duration::from_secs(2);
 /// An interrupted object copy is resumed this often.
 const RESUME_RETRY: Duration = Duration::from_secs(3);
-/// A superseded replica (after a full copy) is kept this long for requests already routed to it.
-const RETIRE_GRACE: Duration = Duration::from_secs(30);
 
 impl Relocation {
     /// Runs until `shutdown`: registers copied replicas, refreshes due ones, deletes
@@ -30,6 +28,7 @@ impl Relocation {
         let mut due: HashMap<Urn, SystemTime> = HashMap::new();
         let mut retired: Vec<(ReplicaId, SystemTime)> = Vec::new();
         let (retire_tx, mut retire_rx) = tokio::sync::mpsc::unbounded_channel::<ReplicaId>();
+        let grace = Duration::from_secs(self.inner.deps.replicas.retire_grace_seconds);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -39,7 +38,7 @@ impl Relocation {
             }
             let now = SystemTime::now();
             while let Ok(id) = retire_rx.try_recv() {
-                retired.push((id, now + RETIRE_GRACE));
+                retired.push((id, now + grace));
             }
             let mut keep = Vec::new();
             for (id, at) in retired.drain(..) {
@@ -63,6 +62,17 @@ impl Relocation {
                     .freshness_lag
                     .get_or_create(&ViewLabels { view: record.view.to_string() })
                     .set(record.freshness_lag_seconds(now_ms));
+                if let Some(at) = record.retiring_at_unix_ms {
+                    if now_ms >= at.saturating_add(grace.as_millis() as u64) && self.claim(&record.view) {
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            let view = record.view.clone();
+                            this.delete_retired(record).await;
+                            this.release(&view);
+                        });
+                    }
+                    continue;
+                }
                 let next = due.get(&record.view).copied().unwrap_or(SystemTime::UNIX_EPOCH);
                 if next > now || !self.claim(&record.view) {
                     continue;
@@ -85,6 +95,34 @@ impl Relocation {
                     this.release(&view);
                 });
             }
+        }
+    }
+
+    /// Deletes a retired replica's data (store directory and staging, or a SQL replica's
+    /// replication objects and tables), then its record. A failure keeps the record, so
+    /// the next tick tries again — also after a restart.
+    async fn delete_retired(&self, record: ReplicaRecord) {
+        let deleted = match record.copy {
+            CopyStrategy::Postgres => self.drop_sql(&record).await,
+            _ => match ReplicaId::new(record.id.clone()) {
+                Ok(id) => {
+                    let _ = self.inner.objects.discard(&id).await;
+                    self.inner.store.remove(&id).await.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match deleted {
+            Ok(()) => {
+                tracing::info!(view = %record.view, replica = %record.id, "retired replica deleted");
+                self.drop_record(&record.view);
+                self.inner.metrics.freshness_lag.remove(&ViewLabels { view: record.view.to_string() });
+                if let Err(e) = self.persist().await {
+                    tracing::error!(error = %e, "cannot persist the relocation state");
+                }
+            }
+            Err(e) => tracing::warn!(view = %record.view, replica = %record.id, error = %e,
+                "cannot delete a retired replica yet; retrying"),
         }
     }
 
@@ -140,6 +178,7 @@ impl Relocation {
     async fn refresh(&self, mut record: ReplicaRecord, retire: tokio::sync::mpsc::UnboundedSender<ReplicaId>) {
         let started = unix_ms(SystemTime::now());
         let outcome = match record.strategy {
+            _ if record.copy == CopyStrategy::Postgres => self.refresh_sql(&mut record).await,
             UpdateStrategy::Revalidate => self.revalidate(&record, None).await,
             UpdateStrategy::Fractional => {
                 let fraction = self.fraction_of(&record);
@@ -147,6 +186,9 @@ impl Relocation {
             }
             UpdateStrategy::FullCopy => self.full_copy(&mut record, &retire).await,
             UpdateStrategy::Script => self.run_script(&record, started).await,
+            UpdateStrategy::Streaming | UpdateStrategy::Watermark => {
+                Err(format!("the {} update strategy is for SQL replicas only", record.strategy.as_str()))
+            }
         };
         let view_label = record.view.to_string();
         let label = |outcome| RefreshLabels { view: view_label.clone(), outcome };
@@ -155,7 +197,8 @@ impl Relocation {
                 record.validated_at_unix_ms = validated_at.max(record.validated_at_unix_ms);
                 record.refreshes += 1;
                 record.last_error = None;
-                if let Err(e) = self.register(&mut record).await {
+                let register = record.copy != CopyStrategy::Postgres || Self::sql_needs_registration(&record);
+                if register && let Err(e) = self.register(&mut record).await {
                     record.generation = record.generation.saturating_sub(1);
                     record.last_error = Some(format!("refreshed, but the registration failed: {e}"));
                     tracing::warn!(view = %record.view, error = %e, "replica refreshed but not re-registered");

@@ -40,6 +40,13 @@ pub async fn serve_replica(
             return Ok(resp);
         }
     }
+    if let Some((unit, view, views)) = relocation.sql_replica(id.as_str()) {
+        // A SQL replica: the view's own statement on this city's replica database. Page
+        // links name the view's path, which is where clients asked for it.
+        let path = format!("/data/{unit}/{}", view.name.local_name());
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        return Ok(crate::sql_api::respond(&views, &view, &path, uri.query().unwrap_or(""), accept).await);
+    }
     // The raw path, so that the variant is the one the data plane asked for byte for byte.
     let prefix = format!("/replicas/{}", id.as_str());
     let raw_rest = uri.path().strip_prefix(&prefix).unwrap_or(rest);

@@ -60,6 +60,9 @@ pub enum CopyStrategy {
     HttpSnapshot,
     /// One large object in ranged, checksummed chunks (`object-copy`); an interrupted copy resumes.
     ObjectCopy,
+    /// The rows a SQL view reads, copied into this city's PostgreSQL with `COPY` in one
+    /// transaction (`postgres`); an interrupted copy leaves nothing and starts again.
+    Postgres,
 }
 
 impl CopyStrategy {
@@ -68,6 +71,7 @@ impl CopyStrategy {
         match self {
             CopyStrategy::HttpSnapshot => "http-snapshot",
             CopyStrategy::ObjectCopy => "object-copy",
+            CopyStrategy::Postgres => "postgres",
         }
     }
 }
@@ -85,6 +89,10 @@ pub enum UpdateStrategy {
     Fractional,
     /// Run the command configured for the view in `replicas.update_scripts`.
     Script,
+    /// SQL replicas: PostgreSQL logical replication; the refresh measures its lag.
+    Streaming,
+    /// SQL replicas: copy the rows whose watermark column moved since the last refresh.
+    Watermark,
 }
 
 impl UpdateStrategy {
@@ -95,6 +103,8 @@ impl UpdateStrategy {
             UpdateStrategy::Revalidate => "revalidate",
             UpdateStrategy::Fractional => "fractional",
             UpdateStrategy::Script => "script",
+            UpdateStrategy::Streaming => "streaming",
+            UpdateStrategy::Watermark => "watermark",
         }
     }
 }
@@ -148,6 +158,18 @@ pub struct ReplicaRecord {
     pub refresh_failures: u64,
     /// The last refresh's error, cleared by a success.
     pub last_error: Option<String>,
+    /// The `validatedAtUnixMs` of the last registration (SQL replicas re-register only
+    /// when their validation moved on by a quarter of the staleness bound).
+    #[serde(default)]
+    pub registered_validated_at_unix_ms: u64,
+    /// When an operator deleted it (ms since the Unix epoch): it is no longer registered,
+    /// no longer refreshed, and its data goes once requests routed to it before have
+    /// drained (see `refresh.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_at_unix_ms: Option<u64>,
+    /// A SQL replica's tables, replication objects and watermark (strategy `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<civitas_sql::replica::SqlReplica>,
 }
 
 impl ReplicaRecord {
@@ -244,6 +266,9 @@ mod tests {
             refreshes: 0,
             refresh_failures: 0,
             last_error: None,
+            registered_validated_at_unix_ms: 0,
+            retiring_at_unix_ms: None,
+            sql: None,
         }
     }
 

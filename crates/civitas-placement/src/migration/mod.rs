@@ -32,5 +32,7 @@ pub use escalation::{EscalationError, EscalationQueue, PendingMigration};
 pub use events::{MigrationEvent, MigrationEventKind, MigrationEventLog};
 pub use flapping::{FlappingGuard, Pin, Placement};
 pub use manager::{ManagerState, MigrationConfig, MigrationManager};
-pub use plan::{MigrationPlan, PlanInput, TargetConstraints, is_object_source};
-pub use strategy::{ConfidenceParts, MigrationStrategy, ObjectCopyStrategyModel, SnapshotStrategyModel};
+pub use plan::{MigrationPlan, PlanInput, TargetConstraints, is_object_source, is_sql_source};
+pub use strategy::{
+    ConfidenceParts, MigrationStrategy, ObjectCopyStrategyModel, PostgresStrategyModel, SnapshotStrategyModel,
+};

@@ -65,6 +65,12 @@ pub fn is_object_source(source_type: &str) -> bool {
     matches!(source_type, "file" | "object" | "blob" | "s3")
 }
 
+/// Whether a unit of this `metainformation.type` is a SQL unit whose views the `postgres`
+/// strategy copies into the target city's PostgreSQL (`sql:postgresql`).
+pub fn is_sql_source(source_type: &str) -> bool {
+    source_type == "sql:postgresql"
+}
+
 impl PlanInput {
     /// An analysis field of the candidate (`response_time.p50`, `frequency.rate`…),
     /// when present and finite.

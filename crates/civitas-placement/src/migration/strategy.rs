@@ -89,9 +89,10 @@ impl MigrationStrategy for SnapshotStrategyModel {
         Self::NAME
     }
 
-    /// Plans HTTP APIs; leaves object sources to [`ObjectCopyStrategyModel`].
+    /// Plans HTTP APIs; leaves object sources to [`ObjectCopyStrategyModel`] and SQL
+    /// units to [`PostgresStrategyModel`].
     fn plan(&self, input: &PlanInput) -> Option<MigrationPlan> {
-        if super::plan::is_object_source(&input.source_type) {
+        if super::plan::is_object_source(&input.source_type) || super::plan::is_sql_source(&input.source_type) {
             return None;
         }
         self.plan_as(Self::NAME, input)
@@ -121,6 +122,36 @@ impl MigrationStrategy for ObjectCopyStrategyModel {
 
     fn plan(&self, input: &PlanInput) -> Option<MigrationPlan> {
         if !super::plan::is_object_source(&input.source_type) {
+            return None;
+        }
+        self.model.plan_as(Self::NAME, input)
+    }
+}
+
+/// The planning model of the PostgreSQL strategy (`postgres`): the same target choice,
+/// cost model and confidence as [`SnapshotStrategyModel`], for SQL units
+/// (`sql:postgresql`). Its copy moves the rows the view reads into the target city's
+/// database with `COPY` in one transaction; its replicas are kept fresh by logical
+/// replication, a watermark column or full copies.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresStrategyModel {
+    /// Target choice, costs and confidence.
+    pub model: SnapshotStrategyModel,
+}
+
+impl PostgresStrategyModel {
+    /// The strategy's name.
+    pub const NAME: &'static str = "postgres";
+}
+
+impl MigrationStrategy for PostgresStrategyModel {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn plan(&self, input: &PlanInput) -> Option<MigrationPlan> {
+        if !super::plan::is_sql_source(&input.source_type) {
             return None;
         }
         self.model.plan_as(Self::NAME, input)

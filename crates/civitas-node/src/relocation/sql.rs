@@ -1,0 +1,243 @@
+//! SQL replicas (strategy `postgres`, see `docs/sql.md`, "Moving a SQL view"): the rows a
+//! SQL view reads are copied from the origin database into this city's replica database
+//! (`[replicas.postgres] connection`) with `COPY` in one transaction, kept fresh by the
+//! view's update mode (logical replication, a watermark column, or full copies), and served
+//! by the replica server from that database with the view's own statement.
+//!
+//! The origin database is reached through the unit's connection reference, resolved from
+//! this node's `[sql.connections]`: a node that is to hold SQL replicas needs a role there
+//! that may read (and, for streaming, replicate) what the views cover.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use civitas_model::{DataUnit, Document, Kind, View};
+use civitas_sql::replica::{CopyProgress, Replicator};
+use civitas_sql::{SqlConfig, SqlView, SqlViews, UpdateMode};
+use tokio::sync::watch;
+
+use super::Relocation;
+use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use crate::config::PostgresReplicaSettings;
+
+/// What SQL replicas are built from.
+pub struct SqlReplicaDeps {
+    /// `[sql]`: the origin databases (by the units' connection references) and the target.
+    pub config: SqlConfig,
+    /// `[replicas.postgres]`; its `connection` is not empty.
+    pub settings: PostgresReplicaSettings,
+    /// The node's SQL connections, which serve the replicas from the target database.
+    pub views: Arc<SqlViews>,
+}
+
+/// The replicators, one per origin connection (each keeps its replicas' lag history).
+pub(super) struct SqlReplication {
+    deps: SqlReplicaDeps,
+    replicators: Mutex<HashMap<String, Arc<Replicator>>>,
+}
+
+impl SqlReplication {
+    pub(super) fn new(deps: SqlReplicaDeps) -> SqlReplication {
+        SqlReplication { deps, replicators: Mutex::new(HashMap::new()) }
+    }
+
+    /// The replicator from the origin connection `source` into this node's replica database.
+    pub(super) fn replicator(&self, source: &str) -> Result<Arc<Replicator>, String> {
+        let mut replicators = self.replicators.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = replicators.get(source) {
+            return Ok(Arc::clone(r));
+        }
+        let connections = &self.deps.config.connections;
+        let source_config = connections.get(source).ok_or_else(|| {
+            format!(
+                "this node has no connection `{source}` in [sql.connections]: the postgres strategy copies from the \
+                 origin database, so the node holding the replica needs the unit's connection reference configured"
+            )
+        })?;
+        let target = &self.deps.settings.connection;
+        let target_config = connections.get(target).ok_or_else(|| {
+            format!("replicas.postgres.connection names `{target}`, which is not in [sql.connections]")
+        })?;
+        let replicator = Replicator::new(
+            source,
+            source_config,
+            target,
+            target_config,
+            self.deps.settings.publisher_conninfo.get(source).cloned(),
+        )
+        .map_err(|e| e.to_string())?;
+        let replicator = Arc::new(replicator);
+        replicators.insert(source.to_string(), Arc::clone(&replicator));
+        Ok(replicator)
+    }
+
+    /// The connections that serve replicas.
+    pub(super) fn views(&self) -> &Arc<SqlViews> {
+        &self.deps.views
+    }
+
+    /// The `[sql.connections]` entry replicas are copied into.
+    pub(super) fn target(&self) -> &str {
+        &self.deps.settings.connection
+    }
+
+    pub(super) fn lag_check_seconds(&self) -> f64 {
+        self.deps.settings.lag_check_seconds
+    }
+}
+
+/// The SQL definition of `view` of `unit`.
+pub(super) fn sql_view(unit: &DataUnit, view: &civitas_model::Urn) -> Result<SqlView, String> {
+    let sql = civitas_sql::parse_unit(unit)
+        .map_err(|e| format!("data unit {}: {e}", unit.header.name))?
+        .ok_or_else(|| format!("data unit {} is not a SQL unit", unit.header.name))?;
+    sql.view(view.local_name()).cloned().ok_or_else(|| format!("SQL unit {} has no view {view}", unit.header.name))
+}
+
+impl Relocation {
+    fn sql(&self) -> Result<&SqlReplication, String> {
+        self.inner.sql.as_ref().ok_or_else(|| {
+            "this node has no replica database for SQL views: set [replicas.postgres] connection".to_string()
+        })
+    }
+
+    /// Whether this node can hold SQL replicas.
+    pub(super) fn holds_sql(&self) -> bool {
+        self.inner.sql.is_some()
+    }
+
+    /// The unit of a replica from the route documents.
+    fn unit_of(&self, record: &ReplicaRecord) -> Result<DataUnit, String> {
+        match self.inner.deps.merger.documents().get(Kind::DataUnit, &record.unit) {
+            Some((_, Document::DataUnit(u))) => Ok(u.clone()),
+            _ => Err(format!("data unit {} is no longer in any catalog this node follows", record.unit)),
+        }
+    }
+
+    /// The update strategy, check period and staleness bound of a SQL view: its update
+    /// mode; the bound is the view's refresh period (its `updateFrequency`, else
+    /// `replicas.default_refresh_seconds`) times `replicas.staleness_factor`, and a
+    /// streaming replica's lag is checked every `replicas.postgres.lag_check_seconds`.
+    pub(super) fn sql_update_plan(&self, unit: &DataUnit, view: &View) -> Result<(UpdateStrategy, f64, f64), String> {
+        let sql = self.sql()?;
+        let settings = &self.inner.deps.replicas;
+        let period = view
+            .update_frequency
+            .as_ref()
+            .map(|f| f.period.seconds() / f64::from(f.times.max(1)))
+            .filter(|p| p.is_finite() && *p > 0.0)
+            .unwrap_or(settings.default_refresh_seconds);
+        let bound = period * settings.staleness_factor;
+        Ok(match sql_view(unit, &view.name)?.update {
+            UpdateMode::Streaming => (UpdateStrategy::Streaming, sql.lag_check_seconds().min(bound / 2.0), bound),
+            UpdateMode::Watermark { .. } => (UpdateStrategy::Watermark, period, bound),
+            UpdateMode::FullCopy => (UpdateStrategy::FullCopy, period, bound),
+        })
+    }
+
+    /// The first copy of a SQL replica (one target transaction: a failure leaves nothing
+    /// behind and the record is forgotten), then its registration.
+    pub(super) async fn copy_sql_and_register(&self, mut record: ReplicaRecord) -> Result<(), String> {
+        let copied = async {
+            let sql = self.sql()?;
+            let unit = self.unit_of(&record)?;
+            let view = sql_view(&unit, &record.view)?;
+            let replicator = sql.replicator(&view.connection)?;
+            let (progress, _) = watch::channel(CopyProgress::default());
+            replicator.copy(&record.id, &view, &progress).await.map_err(|e| e.to_string())
+        }
+        .await;
+        let replica = match copied {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_record(&record.view);
+                let _ = self.persist().await;
+                return Err(format!("copy failed: {e}"));
+            }
+        };
+        record.phase = ReplicaPhase::Copied;
+        record.last_error = None;
+        record.bytes = replica.bytes;
+        record.validated_at_unix_ms = replica.copied_at_unix_ms;
+        record.sql = Some(replica);
+        self.put_record(record.clone());
+        self.persist().await.map_err(|e| format!("cannot persist the relocation state: {e}"))?;
+        self.register(&mut record).await.map_err(|e| format!("copied, but registration failed (retried): {e}"))?;
+        Ok(())
+    }
+
+    /// One refresh of a SQL replica by its update mode; returns its new validation time.
+    pub(super) async fn refresh_sql(&self, record: &mut ReplicaRecord) -> Result<u64, String> {
+        let sql = self.sql()?;
+        let source = self.source_connection(record)?;
+        let replica = record.sql.as_mut().ok_or("the record holds no SQL replica")?;
+        let replicator = sql.replicator(&source)?;
+        let freshness = replicator.refresh(replica).await.map_err(|e| e.to_string())?;
+        record.bytes = replica.bytes;
+        tracing::debug!(view = %record.view, lag = freshness.lag_seconds, rows = ?freshness.rows_changed,
+            "SQL replica refreshed");
+        Ok(freshness.validated_at_unix_ms)
+    }
+
+    /// The origin connection reference of a SQL replica's view.
+    fn source_connection(&self, record: &ReplicaRecord) -> Result<String, String> {
+        Ok(sql_view(&self.unit_of(record)?, &record.view)?.connection)
+    }
+
+    /// Deletes what a SQL replica left at the origin and here (replication slot,
+    /// publication, subscription, tables). Idempotent.
+    pub(super) async fn drop_sql(&self, record: &ReplicaRecord) -> Result<(), String> {
+        let sql = self.sql()?;
+        let replicator = sql.replicator(&self.source_connection(record)?)?;
+        match &record.sql {
+            Some(r) => replicator.drop_replica(r).await.map_err(|e| e.to_string()),
+            None => replicator.drop_artifacts(&record.id).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The unit and view a SQL replica held here serves (the view on the replica
+    /// database) and the SQL connections to serve it with; `None` when `id` is not a
+    /// serving SQL replica.
+    pub fn sql_replica(&self, id: &str) -> Option<(civitas_model::Urn, SqlView, Arc<SqlViews>)> {
+        let sql = self.inner.sql.as_ref()?;
+        let record = {
+            let replicas = self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            replicas.values().find(|r| r.id == id && r.phase == ReplicaPhase::Serving)?.clone()
+        };
+        let replica = record.sql.as_ref()?;
+        let unit = self.unit_of(&record).ok()?;
+        let origin = sql_view(&unit, &record.view).ok()?;
+        Some((record.unit, replica.serving_view(&origin, sql.target()), Arc::clone(sql.views())))
+    }
+
+    /// Whether a refreshed SQL replica should be registered again: when its validation
+    /// moved on by a quarter of its staleness bound since the last registration (the data
+    /// plane keeps using it until `validatedAtUnixMs + bound`), so a replica checked every
+    /// second does not write a catalog version every second.
+    pub(super) fn sql_needs_registration(record: &ReplicaRecord) -> bool {
+        let step_ms = (record.staleness_bound_seconds * 1000.0 / 4.0) as u64;
+        record.validated_at_unix_ms >= record.registered_validated_at_unix_ms.saturating_add(step_ms)
+    }
+}
+
+impl Relocation {
+    /// At start-up: deletes what SQL replicas forgotten by [`Relocation::open`] left at
+    /// their origin and here. Best effort: a failure is logged (the objects carry the
+    /// replica's name, so an operator can find them) and never stops the node.
+    pub(super) async fn clean_up_sql(&self, forgotten: Vec<ReplicaRecord>) {
+        if self.inner.sql.is_none() {
+            for record in &forgotten {
+                tracing::warn!(view = %record.view, replica = %record.id,
+                    "a SQL replica was forgotten but this node has no replica database configured to clean it up");
+            }
+            return;
+        }
+        for record in forgotten {
+            match self.drop_sql(&record).await {
+                Ok(()) => tracing::info!(view = %record.view, replica = %record.id, "deleted a forgotten SQL replica"),
+                Err(e) => tracing::warn!(view = %record.view, replica = %record.id, error = %e,
+                    "cannot delete what a forgotten SQL replica left behind"),
+            }
+        }
+    }
+}
