@@ -416,8 +416,8 @@ pub(crate) async fn coverage(client: &Client, view: &SqlView) -> Result<Vec<Cove
 
 /// The conjunction of the top-level WHERE's conjuncts that only read `table`'s columns,
 /// when the table is read exactly once, from the top-level FROM, without outer joins. For
-/// streaming, only when the filter reads primary key columns only (PostgreSQL 15 allows
-/// nothing else in the row filter of a publication that publishes UPDATE and DELETE).
+/// streaming, only the conjuncts over primary key columns (PostgreSQL 15 allows nothing
+/// else in the row filter of a publication that publishes UPDATE and DELETE).
 fn row_filter(
     analysis: &Analysis,
     oids: &BTreeMap<String, u32>,
@@ -435,7 +435,6 @@ fn row_filter(
     let top_tables: Vec<&Resolved> =
         tables.iter().filter(|t| analysis.top.iter().any(|r| resolves(r, t.oid))).collect();
     let mut kept = Vec::new();
-    let mut used = BTreeSet::new();
     for conjunct in &analysis.conjuncts {
         let mut check = FilterCheck::default();
         let _ = Visit::visit(conjunct, &mut check);
@@ -458,15 +457,16 @@ fn row_filter(
         if !mine {
             continue;
         }
+        // Streaming: PostgreSQL 15 only publishes row filters over the replica identity
+        // (the primary key) for tables whose UPDATEs and DELETEs are published.
+        if *update == UpdateMode::Streaming && !check.columns.iter().all(|(_, c)| table.primary_key.contains(c)) {
+            continue;
+        }
         let mut expr = conjunct.clone();
         let _ = VisitMut::visit(&mut expr, &mut Unqualify);
-        used.extend(check.columns.into_iter().map(|(_, c)| c));
         kept.push(format!("({expr})"));
     }
     if kept.is_empty() {
-        return None;
-    }
-    if *update == UpdateMode::Streaming && !used.iter().all(|c| table.primary_key.contains(c)) {
         return None;
     }
     Some(kept.join(" AND "))

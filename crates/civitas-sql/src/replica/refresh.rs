@@ -104,7 +104,30 @@ fn upsert_sql(table: &CoveredTable, stage: &str) -> String {
         .filter(|c| !table.primary_key.contains(&c.name))
         .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
         .collect();
-    let action = if updates.is_empty() { "NOTHING".to_owned() } else { format!("UPDATE SET {}", updates.join(", ")) };
+    // Rows that did not change are not written (nor counted): an overlapping window
+    // re-reads some rows every time.
+    let changed: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("{}.{}", table.qualified_name(), quote_ident(&c.name)))
+        .collect();
+    let excluded: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("EXCLUDED.{}", quote_ident(&c.name)))
+        .collect();
+    let action = if updates.is_empty() {
+        "NOTHING".to_owned()
+    } else {
+        format!(
+            "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+            updates.join(", "),
+            changed.join(", "),
+            excluded.join(", ")
+        )
+    };
     format!(
         "INSERT INTO {t} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT ({key}) DO {action}",
         t = table.qualified_name(),
@@ -139,7 +162,7 @@ mod tests {
         };
         assert_eq!(
             upsert_sql(&table, "stage"),
-            r#"INSERT INTO "s"."t" ("id", "h") SELECT "id", "h" FROM stage ON CONFLICT ("id") DO UPDATE SET "h" = EXCLUDED."h""#
+            r#"INSERT INTO "s"."t" ("id", "h") SELECT "id", "h" FROM stage ON CONFLICT ("id") DO UPDATE SET "h" = EXCLUDED."h" WHERE ("s"."t"."h") IS DISTINCT FROM (EXCLUDED."h")"#
         );
         table.columns.pop();
         assert!(upsert_sql(&table, "stage").ends_with("DO NOTHING"));
