@@ -50,6 +50,8 @@ async fn copy_inner(
     let streaming = view.update == UpdateMode::Streaming;
     let copied_at_unix_ms;
     if streaming {
+        // A copy made again under the same id supersedes what is left of the last one.
+        stream::drop_artifacts(rep, replica_id, true).await?;
         let target_id = rep.target_identity(&target).await?;
         stream::create_publication(&source, replica_id, &name, &view_name, &target_id, &mut tables).await?;
         copied_at_unix_ms = now_unix_ms();
