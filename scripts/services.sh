@@ -228,8 +228,12 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 wal_level = logical
-max_wal_senders = 10
-max_replication_slots = 10
+# Replicas (issue 8): each streaming replica holds a slot and a walsender at the origin
+# and an apply worker at the target; tests run many at once.
+max_wal_senders = 20
+max_replication_slots = 20
+max_logical_replication_workers = 16
+max_worker_processes = 24
 max_connections = 60
 shared_buffers = 32MB
 logging_collector = off

@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 
 use civitas_model::{DataUnit, Urn};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlparser::ast::{SetExpr, Statement, Visit, VisitMut, Visitor, VisitorMut};
 use sqlparser::dialect::PostgreSqlDialect;
@@ -76,6 +76,40 @@ impl fmt::Display for ParamType {
     }
 }
 
+/// How a replica of a view is kept fresh at another city (`sqlViews.<view>.update`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum UpdateMode {
+    /// `streaming`: logical replication (publication at the origin, subscription at the
+    /// target); freshness from the replication slot's LSNs.
+    Streaming,
+    /// `watermark`: periodic incremental copy of the rows whose `column` grew since the
+    /// last copy (upserted by primary key; deletes are not seen).
+    Watermark {
+        /// The watermark column (`watermarkColumn`), e.g. `updated_at`.
+        column: String,
+    },
+    /// `full-copy` (the default): periodic full copy in one target transaction.
+    FullCopy,
+}
+
+impl UpdateMode {
+    /// The declared name: `streaming`, `watermark` or `full-copy`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpdateMode::Streaming => "streaming",
+            UpdateMode::Watermark { .. } => "watermark",
+            UpdateMode::FullCopy => "full-copy",
+        }
+    }
+}
+
+impl fmt::Display for UpdateMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One view parameter: its name and type, bound as `$position` in [`SqlView::statement`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parameter {
@@ -102,6 +136,8 @@ pub struct SqlView {
     /// The checked query re-written from its syntax tree, with `$1…$n` in place of names:
     /// what is checked is what runs.
     pub statement: String,
+    /// How a replica of this view is kept fresh (`update`, default `full-copy`).
+    pub update: UpdateMode,
 }
 
 /// A SQL unit: its connection reference and its views by local name.
@@ -131,6 +167,10 @@ struct ViewSpec {
     parameters: BTreeMap<String, String>,
     #[serde(default)]
     key_column: Option<String>,
+    #[serde(default)]
+    update: Option<String>,
+    #[serde(default)]
+    watermark_column: Option<String>,
 }
 
 /// Reads and checks a unit's SQL definition without a database.
@@ -223,6 +263,28 @@ pub fn parse_unit(unit: &DataUnit) -> Result<Option<SqlUnit>, SqlError> {
         {
             error(&mut errors, format!("{pointer}/keyColumn"), Some(local), "must not be empty".into());
         }
+        let update = match (spec.update.as_deref().map(str::trim), spec.watermark_column.as_deref().map(str::trim)) {
+            (None | Some("full-copy"), None) => Some(UpdateMode::FullCopy),
+            (Some("streaming"), None) => Some(UpdateMode::Streaming),
+            (Some("watermark"), Some(column)) if !column.is_empty() => {
+                Some(UpdateMode::Watermark { column: column.to_owned() })
+            }
+            (Some("watermark"), _) => {
+                let message = "is required with `\"update\": \"watermark\"`: the column whose growth marks new and changed rows (e.g. `updated_at`)";
+                error(&mut errors, format!("{pointer}/watermarkColumn"), Some(local), message.into());
+                None
+            }
+            (None | Some("full-copy" | "streaming"), Some(_)) => {
+                let message = "is only allowed with `\"update\": \"watermark\"`";
+                error(&mut errors, format!("{pointer}/watermarkColumn"), Some(local), message.into());
+                None
+            }
+            (Some(other), _) => {
+                let message = format!("unknown update mode `{other}`; one of streaming, watermark, full-copy");
+                error(&mut errors, format!("{pointer}/update"), Some(local), message);
+                None
+            }
+        };
         let checked = match check_query(&spec.query, &parameters) {
             Ok(checked) => Some(checked),
             Err(messages) => {
@@ -235,7 +297,7 @@ pub fn parse_unit(unit: &DataUnit) -> Result<Option<SqlUnit>, SqlError> {
         if errors.len() > before {
             continue;
         }
-        let Some((statement, order)) = checked else { continue };
+        let (Some((statement, order)), Some(update)) = (checked, update) else { continue };
         let parameters = order.into_iter().map(|name| Parameter { param_type: parameters[&name], name }).collect();
         views.insert(
             local.to_owned(),
@@ -246,6 +308,7 @@ pub fn parse_unit(unit: &DataUnit) -> Result<Option<SqlUnit>, SqlError> {
                 parameters,
                 key_column: spec.key_column.map(|k| k.trim().to_owned()),
                 statement,
+                update,
             },
         );
     }
@@ -468,6 +531,40 @@ mod tests {
         assert_eq!(params, [("district", ParamType::Int), ("min", ParamType::Float)]);
         assert_eq!(v.key_column.as_deref(), Some("id"));
         assert!(std::ptr::eq(sql.view("urn:buildings:vienna:by-district").unwrap(), v));
+    }
+
+    #[test]
+    fn update_modes_are_read_and_checked() {
+        let with = |extra: Value| {
+            let mut spec = json!({"query": "SELECT id FROM b"});
+            spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            unit(
+                json!({"type": "sql:postgresql", "connection": "city-db", "sqlViews": {"v": spec}}),
+                json!([{"name": "v", "link": "/v"}]),
+            )
+        };
+        let mode = |extra: Value| parse_unit(&with(extra)).unwrap().unwrap().views["v"].update.clone();
+        assert_eq!(mode(json!({})), UpdateMode::FullCopy);
+        assert_eq!(mode(json!({"update": "full-copy"})), UpdateMode::FullCopy);
+        assert_eq!(mode(json!({"update": "streaming"})), UpdateMode::Streaming);
+        let watermark = mode(json!({"update": "watermark", "watermarkColumn": "updated_at"}));
+        assert_eq!(watermark, UpdateMode::Watermark { column: "updated_at".into() });
+        assert_eq!(
+            (UpdateMode::Streaming.as_str(), watermark.as_str(), UpdateMode::FullCopy.as_str()),
+            ("streaming", "watermark", "full-copy")
+        );
+        assert_eq!(serde_json::to_value(&watermark).unwrap(), json!({"mode": "watermark", "column": "updated_at"}));
+
+        let pointer = "/metainformation/sqlViews/v/watermarkColumn";
+        for bad in [json!({"update": "watermark"}), json!({"update": "streaming", "watermarkColumn": "x"})] {
+            let errors = refused(&with(bad.clone()));
+            assert!(errors.iter().any(|e| e.pointer == pointer), "{bad}: {errors:?}");
+        }
+        let errors = refused(&with(json!({"update": "hourly"})));
+        assert!(
+            errors.iter().any(|e| e.pointer == "/metainformation/sqlViews/v/update"
+                && e.message.contains("unknown update mode `hourly`"))
+        );
     }
 
     #[test]

@@ -72,6 +72,34 @@ pub enum SqlError {
         /// The database's message (with its SQLSTATE).
         message: String,
     },
+    /// The view cannot be replicated as written (it reads a database view, a table
+    /// without a primary key…) (422).
+    #[error("view `{view}` cannot be replicated: {message}")]
+    Coverage {
+        /// The view's full name.
+        view: String,
+        /// Why, naming the table or column.
+        message: String,
+    },
+    /// The replica database already holds a table of that name that belongs to something
+    /// else (409).
+    #[error("replica table `{table}` at `{connection}`: {message}")]
+    ReplicaConflict {
+        /// The connection reference of the replica database.
+        connection: String,
+        /// The schema-qualified table.
+        table: String,
+        /// What holds it and what to do.
+        message: String,
+    },
+    /// Copying, streaming or refreshing a replica failed in a database (500).
+    #[error("replica `{replica}`: {message}")]
+    Replica {
+        /// The replica id.
+        replica: String,
+        /// What failed, naming the table, setting or statement (with the SQLSTATE).
+        message: String,
+    },
 }
 
 impl SqlError {
@@ -82,7 +110,9 @@ impl SqlError {
             SqlError::NotAcceptable(_) => 406,
             SqlError::Unavailable { .. } | SqlError::UnknownConnection(_) => 503,
             SqlError::Timeout { .. } => 504,
-            SqlError::Config(_) | SqlError::Database { .. } => 500,
+            SqlError::Coverage { .. } => 422,
+            SqlError::ReplicaConflict { .. } => 409,
+            SqlError::Config(_) | SqlError::Database { .. } | SqlError::Replica { .. } => 500,
         }
     }
 

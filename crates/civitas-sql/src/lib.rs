@@ -30,10 +30,14 @@ mod definition;
 mod error;
 mod format;
 mod pool;
+pub mod replica;
 mod serve;
 
 pub use config::{ConnectionConfig, SqlConfig};
-pub use definition::{ParamType, Parameter, RESERVED_PARAMETERS, SOURCE_TYPE, SqlUnit, SqlView, parse_unit};
+pub use definition::{
+    ParamType, Parameter, RESERVED_PARAMETERS, SOURCE_TYPE, SqlUnit, SqlView, UpdateMode, parse_unit,
+};
 pub use error::{DefinitionError, SqlError};
 pub use format::Format;
+pub use replica::{Column, CopyProgress, CoveredTable, Freshness, Replicator, SqlReplica};
 pub use serve::{NEXT_AFTER_HEADER, SqlResponse, SqlViews};

@@ -13,7 +13,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, RowStream};
 
 use crate::config::{ConnectionConfig, SqlConfig};
-use crate::definition::{ParamType, SqlUnit, SqlView, parse_unit};
+use crate::definition::{ParamType, SqlUnit, SqlView, UpdateMode, parse_unit};
 use crate::error::{DefinitionError, SqlError};
 use crate::format::{Encoder, Format};
 use crate::pool::{Pool, PooledClient};
@@ -154,6 +154,23 @@ impl SqlViews {
                     {
                         let columns: Vec<_> = seen.iter().map(|c| format!("`{c}`")).collect();
                         fail("keyColumn", format!("`{key}` is not a column of the result ({})", columns.join(", ")));
+                    }
+                    // A view that asks to be replicated must be replicable: its tables,
+                    // their primary keys and the watermark column are checked now.
+                    if view.update != UpdateMode::FullCopy {
+                        match crate::replica::coverage_of(client.client(), view).await {
+                            Ok(_) => {}
+                            Err(SqlError::Coverage { message, .. }) => {
+                                let field =
+                                    if message.contains("watermark column") { "watermarkColumn" } else { "update" };
+                                fail(field, message);
+                            }
+                            Err(e) => {
+                                fail("update", e.to_string());
+                                let rollback = "ROLLBACK TO SAVEPOINT civitas_check";
+                                client.client().batch_execute(rollback).await.map_err(unavailable)?;
+                            }
+                        }
                     }
                 }
                 Err(e) if e.as_db_error().is_some() => {
@@ -500,7 +517,7 @@ fn classify(
     }
 }
 
-fn db_message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => e.to_string(),
@@ -508,7 +525,7 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 }
 
 /// `"name"` with inner quotes doubled: a safe SQL identifier for any column name.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -539,6 +556,7 @@ mod tests {
             ],
             key_column: key.then(|| "id".to_owned()),
             statement: String::new(),
+            update: crate::definition::UpdateMode::FullCopy,
         }
     }
 
