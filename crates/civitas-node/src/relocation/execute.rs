@@ -122,6 +122,10 @@ impl Relocation {
             last_error: None,
             registered_validated_at_unix_ms: 0,
             retiring_at_unix_ms: None,
+            sql_source: match copy {
+                CopyStrategy::Postgres => Some(super::sql::sql_view(&unit, &view.name)?.connection),
+                _ => None,
+            },
             sql: None,
         };
         // Recorded before the first byte is copied: a restart then knows to clean up or resume.

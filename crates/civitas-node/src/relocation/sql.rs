@@ -17,7 +17,7 @@ use civitas_sql::{SqlConfig, SqlView, SqlViews, UpdateMode};
 use tokio::sync::watch;
 
 use super::Relocation;
-use super::state::{ReplicaPhase, ReplicaRecord, UpdateStrategy};
+use super::state::{CopyStrategy, ReplicaPhase, ReplicaRecord, UpdateStrategy};
 use crate::config::PostgresReplicaSettings;
 
 /// What SQL replicas are built from.
@@ -142,7 +142,7 @@ impl Relocation {
             let sql = self.sql()?;
             let unit = self.unit_of(&record)?;
             let view = sql_view(&unit, &record.view)?;
-            let replicator = sql.replicator(&view.connection)?;
+            let replicator = sql.replicator(Self::sql_source(&record)?)?;
             let (progress, _) = watch::channel(CopyProgress::default());
             replicator.copy(&record.id, &view, &progress).await.map_err(|e| e.to_string())
         }
@@ -168,30 +168,35 @@ impl Relocation {
 
     /// One refresh of a SQL replica by its update mode; returns its new validation time.
     pub(super) async fn refresh_sql(&self, record: &mut ReplicaRecord) -> Result<u64, String> {
-        let sql = self.sql()?;
-        let source = self.source_connection(record)?;
+        let replicator = self.sql()?.replicator(Self::sql_source(record)?)?;
         let replica = record.sql.as_mut().ok_or("the record holds no SQL replica")?;
-        let replicator = sql.replicator(&source)?;
         let freshness = replicator.refresh(replica).await.map_err(|e| e.to_string())?;
         record.bytes = replica.bytes;
+        if let Some(problem) = freshness.problem {
+            // Not keeping up, and waiting will not fix it: a failure, so that it shows.
+            return Err(format!("{problem} (lag {:.1} s)", freshness.lag_seconds));
+        }
         tracing::debug!(view = %record.view, lag = freshness.lag_seconds, rows = ?freshness.rows_changed,
             "SQL replica refreshed");
         Ok(freshness.validated_at_unix_ms)
     }
 
-    /// The origin connection reference of a SQL replica's view.
-    fn source_connection(&self, record: &ReplicaRecord) -> Result<String, String> {
-        Ok(sql_view(&self.unit_of(record)?, &record.view)?.connection)
+    /// The origin connection reference of a SQL replica.
+    fn sql_source(record: &ReplicaRecord) -> Result<&str, String> {
+        record.sql_source.as_deref().ok_or_else(|| format!("replica {} has no SQL source recorded", record.id))
     }
 
     /// Deletes what a SQL replica left at the origin and here (replication slot,
     /// publication, subscription, tables). Idempotent.
     pub(super) async fn drop_sql(&self, record: &ReplicaRecord) -> Result<(), String> {
-        let sql = self.sql()?;
-        let replicator = sql.replicator(&self.source_connection(record)?)?;
+        let replicator = self.sql()?.replicator(Self::sql_source(record)?)?;
         match &record.sql {
             Some(r) => replicator.drop_replica(r).await.map_err(|e| e.to_string()),
-            None => replicator.drop_artifacts(&record.id).await.map_err(|e| e.to_string()),
+            // Never copied: what a copy may have left is found by the replica's id.
+            None => {
+                let keep: Vec<String> = self.sql_replica_ids().into_iter().filter(|id| *id != record.id).collect();
+                replicator.cleanup_except(&keep).await.map(drop).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -221,22 +226,42 @@ impl Relocation {
 }
 
 impl Relocation {
-    /// At start-up: deletes what SQL replicas forgotten by [`Relocation::open`] left at
-    /// their origin and here. Best effort: a failure is logged (the objects carry the
-    /// replica's name, so an operator can find them) and never stops the node.
+    /// The ids of every SQL replica this node holds (whatever their phase).
+    fn sql_replica_ids(&self) -> Vec<String> {
+        let replicas = self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        replicas.values().filter(|r| r.copy == CopyStrategy::Postgres).map(|r| r.id.clone()).collect()
+    }
+
+    /// At start-up: deletes what SQL replicas this node no longer holds left behind — the
+    /// ones [`Relocation::open`] forgot (a copy interrupted by a crash) and any other
+    /// `civitas_` subscription, slot, publication or replica table made for this node's
+    /// replica database that no record names. Best effort: a failure is logged (the
+    /// objects carry the replica's name) and never stops the node.
     pub(super) async fn clean_up_sql(&self, forgotten: Vec<ReplicaRecord>) {
-        if self.inner.sql.is_none() {
+        let Some(sql) = self.inner.sql.as_ref() else {
             for record in &forgotten {
                 tracing::warn!(view = %record.view, replica = %record.id,
                     "a SQL replica was forgotten but this node has no replica database configured to clean it up");
             }
             return;
+        };
+        let keep = self.sql_replica_ids();
+        let mut sources: Vec<String> = forgotten.iter().filter_map(|r| r.sql_source.clone()).collect();
+        {
+            let replicas = self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            sources.extend(replicas.values().filter_map(|r| r.sql_source.clone()));
         }
-        for record in forgotten {
-            match self.drop_sql(&record).await {
-                Ok(()) => tracing::info!(view = %record.view, replica = %record.id, "deleted a forgotten SQL replica"),
-                Err(e) => tracing::warn!(view = %record.view, replica = %record.id, error = %e,
-                    "cannot delete what a forgotten SQL replica left behind"),
+        sources.sort();
+        sources.dedup();
+        for source in sources {
+            let cleaned = match sql.replicator(&source) {
+                Ok(r) => r.cleanup_except(&keep).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match cleaned {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => tracing::info!(%source, ?removed, "deleted what abandoned SQL replicas left behind"),
+                Err(e) => tracing::warn!(%source, error = %e, "cannot clean up abandoned SQL replicas"),
             }
         }
     }

@@ -167,6 +167,11 @@ pub struct ReplicaRecord {
     /// drained (see `refresh.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retiring_at_unix_ms: Option<u64>,
+    /// A SQL replica's origin connection reference (its unit's `metainformation.connection`),
+    /// recorded before the copy starts so its objects can be found and deleted whatever
+    /// happens to the unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_source: Option<String>,
     /// A SQL replica's tables, replication objects and watermark (strategy `postgres`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<civitas_sql::replica::SqlReplica>,
@@ -178,9 +183,12 @@ impl ReplicaRecord {
         now_unix_ms.saturating_sub(self.validated_at_unix_ms) as f64 / 1000.0
     }
 
-    /// Whether the data plane still uses it.
+    /// Whether the data plane still uses it: by the validation time it last *registered*
+    /// (what the data plane reads), which may be older than the last refresh's when a
+    /// registration failed or was not due yet.
     pub fn is_fresh(&self, now_unix_ms: u64) -> bool {
-        self.freshness_lag_seconds(now_unix_ms) <= self.staleness_bound_seconds
+        let age = now_unix_ms.saturating_sub(self.registered_validated_at_unix_ms) as f64 / 1000.0;
+        age <= self.staleness_bound_seconds
     }
 }
 
@@ -268,6 +276,7 @@ mod tests {
             last_error: None,
             registered_validated_at_unix_ms: 0,
             retiring_at_unix_ms: None,
+            sql_source: None,
             sql: None,
         }
     }
@@ -295,9 +304,13 @@ mod tests {
 
     #[test]
     fn freshness_follows_the_bound() {
-        let r = record();
+        let mut r = record();
+        r.registered_validated_at_unix_ms = r.validated_at_unix_ms;
         assert_eq!(r.freshness_lag_seconds(70_000), 60.0);
         assert!(r.is_fresh(130_000));
         assert!(!r.is_fresh(130_001));
+        // A refresh whose registration failed: the data plane still has the older time.
+        r.validated_at_unix_ms = 60_000;
+        assert!(!r.is_fresh(130_001), "fresh by what was registered, not by the last refresh");
     }
 }
