@@ -221,7 +221,7 @@ impl Replicator {
         let (client, connection) = tokio::time::timeout(self.connect_timeout, config.connect(NoTls))
             .await
             .map_err(|_| unavailable(format!("no connection within {:?}", self.connect_timeout)))?
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(db_message(&e)))?;
         let name = name.to_owned();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
