@@ -278,19 +278,28 @@ async fn coverage_resolves_tables_columns_keys_and_filters() {
 async fn validation_refuses_a_watermark_column_no_table_has() {
     let Some((origin, target)) = urls() else { return };
     let s = "rep_validate";
-    let _db = fixture(&origin, &target, s, 3).await;
+    let (o, _t) = fixture(&origin, &target, s, 3).await;
+    o.batch_execute(&format!("CREATE TABLE {s}.keyless (a int)")).await.unwrap();
     scrubbed(&origin, &target, "test-rep_validate", s, async {
         let config = civitas_sql::SqlConfig { connections: [("origin".to_owned(), ConnectionConfig::new(&origin))].into() };
         let views = civitas_sql::SqlViews::new(&config).unwrap();
         let doc = json!({"@type": "DataUnit", "name": "urn:replica:validate", "version": "1",
             "metainformation": {"type": "sql:postgresql", "connection": "origin", "sqlViews": {
                 "good": {"query": format!("SELECT id FROM {s}.buildings"), "update": "watermark", "watermarkColumn": "updated_at"},
-                "bad": {"query": format!("SELECT id FROM {s}.districts"), "update": "watermark", "watermarkColumn": "updated_at"}}},
-            "views": [{"name": "good", "link": "/good"}, {"name": "bad", "link": "/bad"}]});
+                "bad": {"query": format!("SELECT id FROM {s}.districts"), "update": "watermark", "watermarkColumn": "updated_at"},
+                "keyless": {"query": format!("SELECT a FROM {s}.keyless"), "update": "streaming"},
+                "unreplicated": {"query": format!("SELECT a FROM {s}.keyless")}}},
+            "views": [{"name": "good", "link": "/good"}, {"name": "bad", "link": "/bad"},
+                      {"name": "keyless", "link": "/keyless"}, {"name": "unreplicated", "link": "/unreplicated"}]});
         let Ok(Document::DataUnit(unit)) = Document::decode(&doc) else { panic!("decodes") };
         let Err(SqlError::Definition(errors)) = views.validate(&unit).await else { panic!("refused") };
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].pointer, "/metainformation/sqlViews/bad/watermarkColumn");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.pointer == "/metainformation/sqlViews/bad/watermarkColumn"), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.pointer == "/metainformation/sqlViews/keyless/update"
+                && e.message.contains("has no primary key")),
+            "a view that asks to stream must be replicable: {errors:?}"
+        );
     })
     .await;
 }
