@@ -8,10 +8,17 @@
 //! transaction with a statement timeout per request, rows streamed from the database as
 //! JSON, NDJSON or CSV, keyset pagination on the view's key column. See `docs/sql.md`.
 //!
+//! Replicas ([`replica`], issue 8): [`Replicator`] moves what a view covers (its base
+//! tables, the columns it reads plus primary keys, a row filter; see
+//! [`Replicator::coverage`]) into another city's PostgreSQL with the COPY protocol, from one
+//! source snapshot into one target transaction, and keeps it fresh by the view's
+//! [`UpdateMode`]: logical replication (publication, slot with an exported snapshot,
+//! subscription; lag from LSNs), incremental copy by a watermark column, or full copy.
+//!
 //! What it is not: it knows no HTTP routing (the node maps [`SqlError::status`] to problem
 //! documents and [`SqlResponse`] to a response), holds no password (connections are named
-//! by reference and resolved from [`SqlConfig`]), and does not move data yet (migration by
-//! COPY and logical replication are later work).
+//! by reference and resolved from [`SqlConfig`]), and decides nothing about *when* to
+//! replicate, refresh or fall back to the origin (the node does; this crate measures).
 //!
 //! Invariants:
 //! - a [`SqlView`] holds exactly one SELECT that modifies nothing, re-written from its

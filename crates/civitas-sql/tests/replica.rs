@@ -278,19 +278,28 @@ async fn coverage_resolves_tables_columns_keys_and_filters() {
 async fn validation_refuses_a_watermark_column_no_table_has() {
     let Some((origin, target)) = urls() else { return };
     let s = "rep_validate";
-    let _db = fixture(&origin, &target, s, 3).await;
+    let (o, _t) = fixture(&origin, &target, s, 3).await;
+    o.batch_execute(&format!("CREATE TABLE {s}.keyless (a int)")).await.unwrap();
     scrubbed(&origin, &target, "test-rep_validate", s, async {
         let config = civitas_sql::SqlConfig { connections: [("origin".to_owned(), ConnectionConfig::new(&origin))].into() };
         let views = civitas_sql::SqlViews::new(&config).unwrap();
         let doc = json!({"@type": "DataUnit", "name": "urn:replica:validate", "version": "1",
             "metainformation": {"type": "sql:postgresql", "connection": "origin", "sqlViews": {
                 "good": {"query": format!("SELECT id FROM {s}.buildings"), "update": "watermark", "watermarkColumn": "updated_at"},
-                "bad": {"query": format!("SELECT id FROM {s}.districts"), "update": "watermark", "watermarkColumn": "updated_at"}}},
-            "views": [{"name": "good", "link": "/good"}, {"name": "bad", "link": "/bad"}]});
+                "bad": {"query": format!("SELECT id FROM {s}.districts"), "update": "watermark", "watermarkColumn": "updated_at"},
+                "keyless": {"query": format!("SELECT a FROM {s}.keyless"), "update": "streaming"},
+                "unreplicated": {"query": format!("SELECT a FROM {s}.keyless")}}},
+            "views": [{"name": "good", "link": "/good"}, {"name": "bad", "link": "/bad"},
+                      {"name": "keyless", "link": "/keyless"}, {"name": "unreplicated", "link": "/unreplicated"}]});
         let Ok(Document::DataUnit(unit)) = Document::decode(&doc) else { panic!("decodes") };
         let Err(SqlError::Definition(errors)) = views.validate(&unit).await else { panic!("refused") };
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].pointer, "/metainformation/sqlViews/bad/watermarkColumn");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.pointer == "/metainformation/sqlViews/bad/watermarkColumn"), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.pointer == "/metainformation/sqlViews/keyless/update"
+                && e.message.contains("has no primary key")),
+            "a view that asks to stream must be replicable: {errors:?}"
+        );
     })
     .await;
 }
@@ -728,5 +737,76 @@ async fn cleanup_except_removes_every_unknown_replica() {
     }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test]
+async fn streaming_with_a_password_role_that_owns_its_tables() {
+    let Some((origin, target)) = urls() else { return };
+    // Roles signing in with SCRAM-SHA-256 and MD5 (scripts/services.sh's pg_hba.conf): the
+    // replication session and the target's subscription authenticate with the password;
+    // the role has REPLICATION and owns its tables, no more (docs/sql.md's privileges).
+    for (role, encryption) in [("civitas_scram", "scram-sha-256"), ("civitas_md5", "md5")] {
+        let s = format!("rep_auth_{}", &role["civitas_".len()..]);
+        let id = format!("test-{s}");
+        let password = format!("pw-{role}-'secret");
+        let o = admin(&origin).await;
+        o.batch_execute(&format!(
+            "SET password_encryption = '{encryption}';
+             DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN REPLICATION; END IF;
+             END $$;
+             ALTER ROLE {role} PASSWORD '{quoted}';
+             GRANT CREATE ON DATABASE civitas TO {role};
+             DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s} AUTHORIZATION {role};
+             SET ROLE {role};
+             CREATE TABLE {s}.items (id int PRIMARY KEY, label text);
+             INSERT INTO {s}.items SELECT i, 'item ' || i FROM generate_series(1, 100) AS i;
+             RESET ROLE;",
+            quoted = password.replace('\'', "''"),
+        ))
+        .await
+        .expect("role fixture");
+        let t = admin(&target).await;
+        t.batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE")).await.unwrap();
+        let (origin_url, target_url) = (origin.clone(), target.clone());
+        let (o2, t2, s2, id2) = (o, t, s.clone(), id.clone());
+        scrubbed(&origin, &target, &id, &s, async move {
+            let (o, t, s, id, origin, target) = (o2, t2, s2, id2, origin_url, target_url);
+            let encoded: String = password.replace('\'', "%27");
+            let source = origin.replacen("postgres://civitas@", &format!("postgres://{role}:{encoded}@"), 1);
+            let rep = Replicator::new(
+                "origin",
+                &ConnectionConfig::new(&source),
+                "target",
+                &ConnectionConfig::new(&target),
+                None,
+            )
+            .unwrap();
+            let v = view("a", json!({"query": format!("SELECT id, label FROM {s}.items"), "update": "streaming"}));
+            let (progress, _) = tokio::sync::watch::channel(CopyProgress::default());
+            let mut replica = rep.copy(&id, &v, &progress).await.unwrap_or_else(|e| panic!("{role}: {e}"));
+            o.batch_execute(&format!("INSERT INTO {s}.items VALUES (101, 'new')")).await.unwrap();
+            converges(&o, &t, &v, &format!("{role}: the subscription authenticates and streams")).await;
+            let f = rep.refresh(&mut replica).await.unwrap();
+            assert_eq!(f.problem, None, "{role}");
+            rep.drop_replica(&replica).await.unwrap_or_else(|e| panic!("{role}: {e}"));
+            assert_eq!(artifacts(&o, &t, &id).await, Vec::<String>::new());
+
+            // A wrong password is refused without echoing either password.
+            let wrong = origin.replacen("postgres://civitas@", &format!("postgres://{role}:not-it@"), 1);
+            let rep = Replicator::new(
+                "origin",
+                &ConnectionConfig::new(&wrong),
+                "target",
+                &ConnectionConfig::new(&target),
+                None,
+            )
+            .unwrap();
+            let err = rep.copy(&id, &v, &progress).await.unwrap_err().to_string();
+            assert!(err.contains("password authentication failed"), "{err}");
+            assert!(!err.contains("not-it") && !err.contains("secret"), "{err}");
+        })
+        .await;
     }
 }

@@ -21,7 +21,7 @@ mod session;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,13 @@ pub struct Replicator {
     /// Per replica id: (time, origin LSN) samples not yet confirmed, and the freshness
     /// reached so far.
     lsn_history: Mutex<HashMap<String, LsnHistory>>,
+    /// Connections kept for measuring streaming lag (source, target): `refresh` runs every
+    /// few hundred milliseconds per replica and only reads, outside transactions.
+    lag_connections: tokio::sync::Mutex<KeptConnections>,
 }
+
+/// The (source, target) connections kept for lag measurements.
+type KeptConnections = (Option<Arc<Client>>, Option<Arc<Client>>);
 
 /// The LSN samples of one streaming replica.
 #[derive(Debug, Default)]
@@ -154,6 +160,7 @@ impl Replicator {
             publisher_conninfo: publisher_conninfo.unwrap_or_else(|| source.url.clone()),
             connect_timeout: Duration::from_millis(source.connect_timeout_ms.max(target.connect_timeout_ms).max(1)),
             lsn_history: Mutex::new(HashMap::new()),
+            lag_connections: tokio::sync::Mutex::new((None, None)),
         })
     }
 
@@ -221,7 +228,7 @@ impl Replicator {
         let (client, connection) = tokio::time::timeout(self.connect_timeout, config.connect(NoTls))
             .await
             .map_err(|_| unavailable(format!("no connection within {:?}", self.connect_timeout)))?
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(db_message(&e)))?;
         let name = name.to_owned();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -237,6 +244,22 @@ impl Replicator {
 
     pub(crate) async fn connect_target(&self) -> Result<Client, SqlError> {
         self.connect(&self.target_name, &self.target).await
+    }
+
+    /// The kept (source, target) connections for lag measurements, re-opened when closed.
+    pub(crate) async fn lag_connections(&self) -> Result<(Arc<Client>, Arc<Client>), SqlError> {
+        let mut kept = self.lag_connections.lock().await;
+        let source = match &kept.0 {
+            Some(client) if !client.is_closed() => client.clone(),
+            _ => Arc::new(self.connect_source().await?),
+        };
+        kept.0 = Some(source.clone());
+        let target = match &kept.1 {
+            Some(client) if !client.is_closed() => client.clone(),
+            _ => Arc::new(self.connect_target().await?),
+        };
+        kept.1 = Some(target.clone());
+        Ok((source, target))
     }
 
     /// A database error during work on `replica`, with what was being done.

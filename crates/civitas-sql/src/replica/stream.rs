@@ -87,8 +87,7 @@ pub(crate) async fn freshness(rep: &Replicator, replica: &mut SqlReplica) -> Res
     let id = replica.replica_id.clone();
     let name = replica.slot.clone().unwrap_or_else(|| artifact_name(&id));
     let subscription = replica.subscription.clone().unwrap_or_else(|| name.clone());
-    let source = rep.connect_source().await?;
-    let target = rep.connect_target().await?;
+    let (source, target) = rep.lag_connections().await?;
     let sampled_at = now_unix_ms();
     let row = source
         .query_one(
