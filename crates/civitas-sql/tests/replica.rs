@@ -810,3 +810,34 @@ async fn streaming_with_a_password_role_that_owns_its_tables() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn the_size_estimate_follows_the_tables_and_columns_a_copy_moves() {
+    let Some((origin, target)) = urls() else { return };
+    let s = "rep_size";
+    let (o, _t) = fixture(&origin, &target, s, 5_000).await;
+    o.batch_execute(&format!("ANALYZE {s}.buildings; ANALYZE {s}.districts")).await.unwrap();
+    scrubbed(&origin, &target, "test-rep_size", s, async {
+        let rep = replicator(&origin, &target);
+        let all = view("a", json!({"query": format!("SELECT * FROM {s}.buildings")}));
+        let narrow = view("b", json!({"query": format!("SELECT id FROM {s}.buildings")}));
+        let joined = view(
+            "c",
+            json!({"query": format!("SELECT b.*, d.name AS dname FROM {s}.buildings b JOIN {s}.districts d ON d.id = b.district")}),
+        );
+        let (all, narrow, joined) = (
+            rep.estimate_bytes(&all).await.unwrap(),
+            rep.estimate_bytes(&narrow).await.unwrap(),
+            rep.estimate_bytes(&joined).await.unwrap(),
+        );
+        let table: i64 = o
+            .query_one(&format!("SELECT pg_table_size('{s}.buildings')::bigint"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(all, table as u64, "every column: the table's size");
+        assert!(narrow > 0 && narrow < all / 2, "one narrow column of six: {narrow} vs {all}");
+        assert!(joined > all, "a join moves both tables: {joined} vs {all}");
+    })
+    .await;
+}

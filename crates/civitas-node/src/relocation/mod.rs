@@ -401,15 +401,14 @@ impl Relocation {
             }
             (Some(site), None) => {
                 let docs = inner.deps.merger.documents();
-                planning::resolve(&docs, candidate.clone(), site, inner.deps.guard.as_ref()).and_then(|input| {
-                    if civitas_placement::migration::is_sql_source(&input.source_type) && !self.holds_sql() {
-                        return Err("the view is a SQL view and this node has no replica database for SQL views \
-                                    (set [replicas.postgres] connection)"
-                            .to_string());
-                    }
-                    Ok(input)
-                })
+                planning::resolve(&docs, candidate.clone(), site, inner.deps.guard.as_ref())
             }
+        };
+        let resolved = match resolved {
+            Ok(input) if civitas_placement::migration::is_sql_source(&input.source_type) => {
+                self.sql_plan_input(input).await
+            }
+            other => other,
         };
         let decision = {
             let mut manager = inner.manager.lock().unwrap_or_else(|e| e.into_inner());

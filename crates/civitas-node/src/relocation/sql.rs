@@ -101,17 +101,40 @@ impl Relocation {
         })
     }
 
-    /// Whether this node can hold SQL replicas.
-    pub(super) fn holds_sql(&self) -> bool {
-        self.inner.sql.is_some()
-    }
-
     /// The unit of a replica from the route documents.
     fn unit_of(&self, record: &ReplicaRecord) -> Result<DataUnit, String> {
         match self.inner.deps.merger.documents().get(Kind::DataUnit, &record.unit) {
             Some((_, Document::DataUnit(u))) => Ok(u.clone()),
             _ => Err(format!("data unit {} is no longer in any catalog this node follows", record.unit)),
         }
+    }
+
+    /// A SQL view's plan input completed: refused when this node has no replica database
+    /// or cannot reach the origin database; without a declared `size`, the size is what
+    /// its copy would move (its covered tables at the origin), not a response's.
+    pub(super) async fn sql_plan_input(
+        &self,
+        mut input: civitas_placement::migration::PlanInput,
+    ) -> Result<civitas_placement::migration::PlanInput, String> {
+        let sql = self.inner.sql.as_ref().ok_or_else(|| {
+            "the view is a SQL view and this node has no replica database for SQL views \
+             (set [replicas.postgres] connection)"
+                .to_string()
+        })?;
+        if input.view.size_bytes.is_none() {
+            let unit = match self.inner.deps.merger.documents().get(Kind::DataUnit, &input.candidate.unit) {
+                Some((_, Document::DataUnit(u))) => u.clone(),
+                _ => return Err(format!("data unit {} is not in any catalog this node follows", input.candidate.unit)),
+            };
+            let view = sql_view(&unit, &input.view.name)?;
+            let bytes = sql
+                .replicator(&view.connection)?
+                .estimate_bytes(&view)
+                .await
+                .map_err(|e| format!("cannot size the view's copy at its origin database: {e}"))?;
+            input.view.size_bytes = Some(bytes);
+        }
+        Ok(input)
     }
 
     /// The update strategy, check period and staleness bound of a SQL view: its update

@@ -172,6 +172,33 @@ impl Replicator {
         coverage::coverage(&client, view).await
     }
 
+    /// An estimate of the bytes a copy of `view` moves: the on-disk size of its covered
+    /// tables at the origin, scaled by the share of their columns' average width the copy
+    /// reads (row filters are not counted: an upper bound). For the migration cost model.
+    pub async fn estimate_bytes(&self, view: &SqlView) -> Result<u64, SqlError> {
+        let client = self.connect_source().await?;
+        let tables = coverage::coverage(&client, view).await?;
+        let mut total = 0u64;
+        for table in &tables {
+            let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+            let row = client
+                .query_one(
+                    "SELECT pg_table_size(c.oid)::bigint,
+                            coalesce((SELECT sum(s.avg_width) FILTER (WHERE s.attname = ANY($2))::float8
+                                             / nullif(sum(s.avg_width), 0)
+                                        FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = c.relname), 1.0)
+                       FROM pg_class c WHERE c.oid = to_regclass($3)",
+                    &[&table.schema, &columns, &table.qualified_name()],
+                )
+                .await
+                .map_err(|e| SqlError::Unavailable { connection: self.source_name.clone(), message: db_message(&e) })?;
+            let bytes: i64 = row.get(0);
+            let share: f64 = row.get(1);
+            total += (bytes.max(0) as f64 * share.clamp(0.0, 1.0)).round() as u64;
+        }
+        Ok(total)
+    }
+
     /// The initial copy of `view` as replica `replica_id` (see the module docs), reporting
     /// on `progress`. For streaming views it also sets up the publication, slot and
     /// subscription.
