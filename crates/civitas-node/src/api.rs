@@ -58,6 +58,9 @@ pub struct AppState {
     pub security: Option<Arc<civitas_security::Security>>,
     /// SQL units: checked at apply, served at `/data/…`; `None` in nodes built without them.
     pub sql: Option<crate::sql_api::SqlRoutes>,
+    /// The data plane's read check (security on), also answered to stand-alone proxies at
+    /// `POST /api/v1/security/read-decisions`.
+    pub read_guard: Option<Arc<dyn civitas_dataplane::ReadGuard>>,
 }
 
 type ApiResult = Result<Response, Problem>;

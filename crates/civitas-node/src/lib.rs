@@ -205,7 +205,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     // SQL units: checked against their databases at apply, served from them at /data/….
     let sql_views =
         Arc::new(civitas_sql::SqlViews::new(&config.sql).map_err(|e| NodeError::Config(format!("sql: {e}")))?);
-    let sql = sql_api::SqlRoutes::new(Arc::clone(&sql_views), read_guard);
+    let sql = sql_api::SqlRoutes::new(Arc::clone(&sql_views), read_guard.clone());
     tokio::spawn(sql.clone().follow(catalog.clone(), shutdown_rx.clone()));
     dataplane.register_metrics(metrics.registry_mut());
 
@@ -259,6 +259,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         relocation: Some(relocation),
         security,
         sql: Some(sql.clone()),
+        read_guard,
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));

@@ -37,13 +37,76 @@ use crate::problem::Problem;
 pub struct Caller(pub Arc<Principal>);
 
 /// Route templates, for the metrics labels.
-pub const ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{id}"];
+pub const ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{id}", "/api/v1/security/read-decisions"];
 
-/// The token routes, merged into the node's router.
+/// The token routes and the read decisions for stand-alone proxies, merged into the
+/// node's router.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/security/read-decisions", axum::routing::post(read_decision))
+}
+
+/// What a stand-alone proxy asks: may the client that sent `authorization` (its
+/// `Authorization` header, absent for an anonymous client) read `view` of `unit`?
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadDecisionRequest {
+    /// The unit's name.
+    pub unit: String,
+    /// The view's full name.
+    pub view: String,
+    /// The client's `Authorization` header value, if it sent one.
+    #[serde(default)]
+    pub authorization: Option<String>,
+}
+
+/// `POST /api/v1/security/read-decisions` (admin: a proxy's `node.peer_token`): the
+/// node's decision for a client of a stand-alone proxy — the proxy is the enforcement
+/// point, the node the decision point. `200 {"allowed": true}` or `200 {"allowed": false,
+/// "status": 400|401|403|503, "detail", "challenge"}`; `409` when security is off here.
+async fn read_decision(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    uri: axum::extract::OriginalUri,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let path = uri.path();
+    let Some(guard) = s.read_guard.as_ref() else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "security-off",
+            "Security is off",
+            "[security] enabled is false on this node: every caller may read every view",
+        )
+        .at(path));
+    };
+    let request: ReadDecisionRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_parameter("body", format!("not a read decision request: {e}")).at(path))?;
+    let unit =
+        civitas_model::Urn::parse(&request.unit).map_err(|e| Problem::bad_parameter("unit", e.to_string()).at(path))?;
+    let view =
+        civitas_model::Urn::parse(&request.view).map_err(|e| Problem::bad_parameter("view", e.to_string()).at(path))?;
+    let mut headers = HeaderMap::new();
+    if let Some(a) = &request.authorization {
+        let value = HeaderValue::from_str(a)
+            .map_err(|_| Problem::bad_parameter("authorization", "not a valid header value").at(path))?;
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let answer = match guard.check(&headers, &unit, &view).await {
+        Ok(()) => serde_json::json!({"allowed": true}),
+        Err(refusal) => {
+            let (status, detail, challenge) = match refusal {
+                GuardRefusal::Unauthenticated { detail, challenge } => (401, detail, challenge),
+                GuardRefusal::Forbidden { detail } => (403, detail, None),
+                GuardRefusal::Other { unavailable: true, detail } => (503, detail, None),
+                GuardRefusal::Other { unavailable: false, detail } => (400, detail, None),
+            };
+            let challenge = challenge.and_then(|c| c.to_str().ok().map(str::to_string));
+            serde_json::json!({"allowed": false, "status": status, "detail": detail, "challenge": challenge})
+        }
+    };
+    Ok(crate::api::json_response(StatusCode::OK, &answer))
 }
 
 /// What a route needs.

@@ -17,6 +17,7 @@ mod migrations;
 mod output;
 mod pipeline;
 mod proxy;
+mod proxy_guard;
 mod scenario;
 mod sdd;
 mod search;

@@ -1,6 +1,7 @@
 //! `civitas proxy`: a stand-alone data plane that follows a node's catalog through its
 //! HTTP API, so that several proxies can serve one site. Its observations are reported to
-//! that node's analyzers in batches.
+//! that node's analyzers in batches; whether a client may read a view is decided by that
+//! node (`proxy_guard.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use civitas_dataplane::{DataPlane, RouteHandle, observation_channel};
 use civitas_model::Observation;
 use civitas_node::sdd_api::ObservationRecord;
 use civitas_node::{Config, ConfigOverrides};
+
+use crate::proxy_guard;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
@@ -74,7 +77,12 @@ async fn serve(args: ProxyArgs, config: Config) -> anyhow::Result<()> {
     let access = civitas_dataplane::RemoteAccess { authorization: authorization.clone(), tls: Some(Arc::clone(&tls)) };
     tokio::spawn(civitas_dataplane::follow_remote(base.clone(), access, routes.clone(), shutdown_rx.clone()));
     let (observations, observation_rx) = observation_channel(config.dataplane.observation_capacity);
-    let dataplane = DataPlane::new(civitas_node::dataplane_config(&config, tls)?, routes, observations);
+    // Reads are checked by the node (the decision point), cached for security.cache_ttl_ms.
+    let decisions = node_client(authorization.clone(), peer_ca.as_deref())?;
+    let guard =
+        proxy_guard::RemoteReadGuard::new(decisions, &base, Duration::from_millis(config.security.cache_ttl_ms.max(1)));
+    let dataplane =
+        DataPlane::new(civitas_node::dataplane_config(&config, tls)?, routes, observations).with_guard(Arc::new(guard));
     let mut registry = Registry::with_prefix("civitas");
     dataplane.register_metrics(&mut registry);
     // Observations the node could not take (unreachable, refused): counted, never retried.
@@ -132,6 +140,24 @@ async fn metrics(State(s): State<ProxyState>) -> Response {
     out.into_response()
 }
 
+/// A client for the node's API: the proxy's token, the peer CA besides the system roots.
+fn node_client(
+    authorization: Option<axum::http::HeaderValue>,
+    ca_pem: Option<&[u8]>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(a) = authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, a);
+    }
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).context("node.peer_ca_file")? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.no_proxy().default_headers(headers).build().context("cannot build the HTTP client for the node")
+}
+
 /// Sends observations to the node's analyzers in batches. When the node cannot take them,
 /// the batch is dropped and counted: observations are advisory and must never back up
 /// into the request path.
@@ -143,15 +169,13 @@ async fn report_observations(
     unreported: Counter<u64, AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(a) = authorization {
-        headers.insert(reqwest::header::AUTHORIZATION, a);
-    }
-    let mut builder = reqwest::Client::builder();
-    for cert in ca_pem.as_deref().map(reqwest::Certificate::from_pem_bundle).and_then(Result::ok).unwrap_or_default() {
-        builder = builder.add_root_certificate(cert);
-    }
-    let http = builder.no_proxy().default_headers(headers).build().unwrap_or_default();
+    let http = match node_client(authorization, ca_pem.as_deref()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the client that reports observations");
+            return;
+        }
+    };
     let url = format!("{base}/api/v1/sdd/observations");
     let mut batch: Vec<ObservationRecord> = Vec::with_capacity(REPORT_BATCH);
     let mut tick = tokio::time::interval(REPORT_EVERY);

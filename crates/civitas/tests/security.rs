@@ -497,3 +497,108 @@ async fn peers_talk_tls_follow_each_other_and_relocate_a_view_over_https() {
     let replica: Value = replica.json().await.unwrap();
     assert!(replica["endpoint"].as_str().unwrap().starts_with("https://127.0.0.2:"), "{replica}");
 }
+
+/// Kills the stand-alone proxy when the test ends, however it ends.
+struct ProxyProcess(std::process::Child);
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_proxy_enforces_the_reads_its_node_decides() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = write_file(temp.path(), "secure.toml", "[security]\nenabled = true\ncache_ttl_ms = 300\n");
+    let node = Server::start_in(&temp.path().join("data"), temp.path(), |cmd, addr| {
+        cmd.arg("--config").arg(&config).arg("--listen").arg(addr.to_string());
+    });
+    let admin = std::fs::read_to_string(node.data_dir.join("security/admin.token")).unwrap().trim().to_string();
+    let with_admin = |args: &[&str]| {
+        let mut all = vec!["--token", admin.as_str()];
+        all.extend_from_slice(args);
+        node.civitas(&all).ok().to_string()
+    };
+    let seed = write_file(temp.path(), "catalog.json", &catalog(origin().await).to_string());
+    with_admin(&["apply", "-f", seed.to_str().unwrap()]);
+    let alice = with_admin(&["token", "create", "--subject", "alice", "--roles", "planner"]).trim().to_string();
+    let bob = with_admin(&["token", "create", "--subject", "bob", "--roles", "doctor"]).trim().to_string();
+
+    // The proxy follows the node and asks it about reads with its own token: an admin
+    // (asks for decisions) that may see the units it serves (doctor).
+    let token = with_admin(&["token", "create", "--subject", "proxy-1", "--roles", "admin,doctor"]).trim().to_string();
+    let proxy_config = write_file(
+        temp.path(),
+        "proxy.toml",
+        &format!("[node]\npeer_token = {token:?}\n\n[security]\ncache_ttl_ms = 300\n"),
+    );
+    let port = common::free_port();
+    let log = std::fs::File::create(temp.path().join("proxy.log")).unwrap();
+    let _proxy = ProxyProcess(
+        std::process::Command::new(common::BIN)
+            .args(["proxy", "--catalog", &node.url, "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(&proxy_config)
+            .env_remove("CIVITAS_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let proxy = format!("http://127.0.0.1:{port}");
+    let read = |token: Option<String>| {
+        let url = format!("{proxy}/data/urn:city:health/records");
+        async move {
+            let mut req = http().get(&url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            match req.send().await {
+                Ok(r) => {
+                    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+                    (status, headers, r.text().await.unwrap_or_default())
+                }
+                Err(e) => (0, Default::default(), e.to_string()),
+            }
+        }
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while read(Some(bob.clone())).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the proxy never served bob: {:?}\n{}", read(Some(bob.clone())).await, {
+            std::fs::read_to_string(temp.path().join("proxy.log")).unwrap_or_default()
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The node's rules at the proxy: anonymous 401 with the node's challenge, alice 403,
+    // bob 200 — and the client's credentials do not reach the origin.
+    let (status, headers, body) = read(None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.get("www-authenticate").unwrap().to_str().unwrap().starts_with("Bearer realm=\"civitas\""));
+    let (status, _, body) = read(Some(alice.clone())).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("alice") && body.contains("rbac"), "the node's reason: {body}");
+    let (status, _, body) = read(Some(bob.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"auth\": false"), "credentials never reach an origin: {body}");
+    let mut forged: Vec<char> = bob.chars().collect();
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
+    assert_eq!(read(Some(forged.into_iter().collect())).await.0, 401, "a forged signature");
+
+    // Revoked at the node: refused at the proxy once its cached decision expires.
+    let listed: Value = serde_json::from_str(&with_admin(&["token", "list", "-o", "json"])).unwrap();
+    let id = listed["items"].as_array().unwrap().iter().find(|t| t["subject"] == "bob").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    with_admin(&["token", "revoke", &id]);
+    let revoked = Instant::now();
+    while read(Some(bob.clone())).await.0 != 401 {
+        assert!(Instant::now() < deadline, "the proxy still serves a revoked token");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(revoked.elapsed() < Duration::from_secs(10), "took {:?}", revoked.elapsed());
+}
