@@ -18,14 +18,17 @@ use serde_json::Value;
 /// Most decisions kept; past that the map is cleared (they are cheap to ask again).
 const MAX_DECISIONS: usize = 10_000;
 
+/// (the client's `Authorization` value, the view).
 type Key = (Option<String>, Urn);
+/// A decision and when it was made.
+type Cached = (Instant, Result<(), GuardRefusal>);
 
 /// Asks the node whether a client may read a view, with a short-lived cache.
 pub struct RemoteReadGuard {
     http: reqwest::Client,
     url: String,
     ttl: Duration,
-    decisions: Mutex<HashMap<Key, (Instant, Result<(), GuardRefusal>)>>,
+    decisions: Mutex<HashMap<Key, Cached>>,
 }
 
 impl RemoteReadGuard {
