@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Serving a SQL view (issue 8) against PostgreSQL itself, in one run. A 158,000-row
 # `bench_sql.buildings` table (about 200 bytes a row) in the origin cluster of
-# scripts/services.sh; a node serves it as one SQL view (keyColumn id). Measured in
-# interleaved rounds:
+# scripts/services.sh; a node serves it as a SQL view with keyColumn id (`all`) and as
+# the same query without one (`unpaged`). Measured in interleaved rounds:
 #   - the floor: `psql -c "\copy (same query) to stdout" > /dev/null`;
 #   - the full view as NDJSON through Civitas: `curl -H 'Accept: application/x-ndjson'`;
 #   both timed by the wall clock around the process (start, connection, all rows);
-#   - time to first byte (curl's time_starttransfer) of the full view and of a 100-row page;
+#   - time to first byte (curl's time_starttransfer) of the full view, of a 100-row page
+#   and of the full `unpaged` view, and the cursor query a keyColumn page runs before its
+#   first byte, alone in psql (\timing);
 # then the node's resident memory while 4 clients fetch 15,800-row and 158,000-row
 # responses at once, against its idle memory.
 #
@@ -36,6 +38,7 @@ PORT="${CIVITAS_BENCH_PORT:-18071}"
 BASE="http://127.0.0.1:$PORT"
 cleanup() {
   [ -n "${NODE_PID:-}" ] && kill "$NODE_PID" 2>/dev/null || true
+  psql "$PG" -X -q -c 'SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_sql CASCADE' >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
