@@ -290,6 +290,7 @@ impl SqlViews {
             encoder: Encoder::new(format, &columns),
             client: Some(client),
             started: false,
+            yielded: false,
             done: false,
             view: view.name.to_string(),
             connection: view.connection.clone(),
@@ -308,6 +309,8 @@ struct Body {
     encoder: Encoder,
     client: Option<PooledClient>,
     started: bool,
+    /// The stream has let the server write the first chunk (see [`Body::stream`]).
+    yielded: bool,
     done: bool,
     view: String,
     connection: String,
@@ -317,6 +320,14 @@ struct Body {
 impl Body {
     fn stream(self) -> BoxStream<'static, Result<Bytes, SqlError>> {
         futures::stream::unfold(self, |mut body| async move {
+            // Once the first chunk is out, yield once: an HTTP server writes what it has
+            // buffered when the body is not ready, and otherwise (hyper) gathers up to 16
+            // chunks, about 256 KiB here, before its first write — the headers would wait
+            // for them. After that, gathering chunks into one write is what it should do.
+            if body.started && !body.yielded {
+                body.yielded = true;
+                tokio::task::yield_now().await;
+            }
             let chunk = body.next_chunk().await?;
             Some((chunk, body))
         })
