@@ -207,10 +207,8 @@ impl SqlViews {
         let mut client = connection.pool.get().await?;
         let fail = |e: tokio_postgres::Error| classify(view, &view.connection, timeout_ms, e, request.after.is_some());
 
-        let begin = format!(
-            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {timeout_ms}"
-        );
-        client.client().batch_execute(&begin).await.map_err(fail)?;
+        // Statements are prepared outside the transaction (once per connection: they are
+        // cached), so that the transaction's statements can be pipelined below.
         let inner = client.prepare(&view.statement, &parameter_types(view)).await.map_err(fail)?;
         let columns: Vec<(String, Type)> =
             inner.columns().iter().map(|c| (c.name().to_owned(), c.type_().clone())).collect();
@@ -249,27 +247,52 @@ impl SqlViews {
 
         // The cursor of the next page, from the same snapshot as the page: the last key of
         // this page, when at least one row follows it.
-        let mut next_after = None;
-        if let Some(key) = key {
-            let sql = format!(
-                "SELECT v.{k}::text FROM ({inner}) AS v{filter}{order} LIMIT 2 OFFSET ${page}",
-                k = quote_ident(key),
-                inner = view.statement,
-            );
-            let statement = client.prepare(&sql, &types).await.map_err(fail)?;
-            let mut cursor_params = params.clone();
-            cursor_params.push(&offset);
-            let rows = client.client().query(&statement, &cursor_params).await.map_err(fail)?;
-            if rows.len() == 2 {
-                next_after = rows[0].try_get::<_, Option<String>>(0).map_err(fail)?;
+        let cursor = match key {
+            Some(key) => {
+                let sql = format!(
+                    "SELECT v.{k}::text FROM ({inner}) AS v{filter}{order} LIMIT 2 OFFSET ${page}",
+                    k = quote_ident(key),
+                    inner = view.statement,
+                );
+                Some(client.prepare(&sql, &types).await.map_err(fail)?)
             }
-        }
-
+            None => None,
+        };
         let select: Vec<String> = columns.iter().map(|(name, _)| format!("v.{}::text", quote_ident(name))).collect();
         let sql = format!("SELECT {} FROM ({}) AS v{filter}{order} LIMIT ${page}", select.join(", "), view.statement);
-        params.push(&limit);
         let statement = client.prepare(&sql, &types).await.map_err(fail)?;
-        let mut rows = Box::pin(client.client().query_raw(&statement, params).await.map_err(fail)?);
+        let mut cursor_params = params.clone();
+        cursor_params.push(&offset);
+        params.push(&limit);
+
+        // The transaction's start, the cursor query and the data query go out together
+        // (pipelined on the one connection, run by the database in that order): one round
+        // trip instead of three before the first row, and the data query starts as soon as
+        // the cursor query ends. The database answers in order, so the data query's rows
+        // wait (bounded: tokio-postgres stops reading the socket) until the cursor is read.
+        let begin = format!(
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {timeout_ms}"
+        );
+        let pg = client.client();
+        let (began, next, rows) = futures::future::join3(
+            pg.batch_execute(&begin),
+            async {
+                match &cursor {
+                    Some(statement) => pg.query(statement, &cursor_params).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            pg.query_raw(&statement, params),
+        )
+        .await;
+        // The first failure is the one to report: after it, the transaction is aborted and
+        // what follows fails for that reason alone.
+        began.map_err(fail)?;
+        let next_after = match next.map_err(fail)? {
+            Some(rows) if rows.len() == 2 => rows[0].try_get::<_, Option<String>>(0).map_err(fail)?,
+            _ => None,
+        };
+        let mut rows = Box::pin(rows.map_err(fail)?);
         // Wait for the first row so that a timeout or error before any data is a status,
         // not a broken body.
         let first = match rows.next().await {
@@ -284,6 +307,7 @@ impl SqlViews {
             encoder: Encoder::new(format, &columns),
             client: Some(client),
             started: false,
+            yielded: false,
             done: false,
             view: view.name.to_string(),
             connection: view.connection.clone(),
@@ -302,6 +326,8 @@ struct Body {
     encoder: Encoder,
     client: Option<PooledClient>,
     started: bool,
+    /// The stream has let the server write the first chunk (see [`Body::stream`]).
+    yielded: bool,
     done: bool,
     view: String,
     connection: String,
@@ -311,6 +337,14 @@ struct Body {
 impl Body {
     fn stream(self) -> BoxStream<'static, Result<Bytes, SqlError>> {
         futures::stream::unfold(self, |mut body| async move {
+            // Once the first chunk is out, yield once: an HTTP server writes what it has
+            // buffered when the body is not ready, and otherwise (hyper) gathers up to 16
+            // chunks, about 256 KiB here, before its first write — the headers would wait
+            // for them. After that, gathering chunks into one write is what it should do.
+            if body.started && !body.yielded {
+                body.yielded = true;
+                tokio::task::yield_now().await;
+            }
             let chunk = body.next_chunk().await?;
             Some((chunk, body))
         })
