@@ -246,6 +246,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         }
         None => None,
     };
+    let audited = security.clone();
     let state = api::AppState {
         catalog,
         ledger,
@@ -285,14 +286,23 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
     }
     let _ = shutdown_tx.send(true);
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(Ok(r)) => r.map_err(NodeError::Serve)?,
-        Ok(Err(e)) => return Err(NodeError::Serve(std::io::Error::other(e))),
+    let served = match tokio::time::timeout(grace, &mut server).await {
+        Ok(Ok(r)) => r.map_err(NodeError::Serve),
+        Ok(Err(e)) => Err(NodeError::Serve(std::io::Error::other(e))),
         Err(_) => {
             tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
             server.abort();
+            Ok(())
+        }
+    };
+    // The decisions of the last requests are on disk before the process ends.
+    if let Some(security) = audited {
+        let synced = tokio::task::spawn_blocking(move || security.policies.sync_audit(Duration::from_secs(5))).await;
+        if !matches!(synced, Ok(true)) {
+            tracing::warn!("the audit log could not be synced at shutdown; its last records may be missing");
         }
     }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -76,10 +76,18 @@ impl AuditRecord {
     }
 }
 
+/// What the writer thread is sent: a record, or a request to confirm that everything
+/// queued before it is written and fsynced.
+#[derive(Debug)]
+enum Entry {
+    Record(Box<AuditRecord>),
+    Sync(std::sync::mpsc::Sender<()>),
+}
+
 /// The sending side of the audit log; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: SyncSender<AuditRecord>,
+    tx: SyncSender<Entry>,
     metrics: SecurityMetrics,
 }
 
@@ -126,9 +134,33 @@ impl AuditLog {
         Ok((AuditLog { tx, metrics }, AuditWriter { thread }))
     }
 
+    /// Waits until every record queued before this call is written and fsynced, at most
+    /// `timeout`; `false` when that did not happen (the writer is gone or too slow).
+    /// Blocking: for shutdown, off the async runtime.
+    pub fn sync(&self, timeout: std::time::Duration) -> bool {
+        let (ack, done) = std::sync::mpsc::channel();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut entry = Entry::Sync(ack);
+        // The queue may be full: retry until there is room or the time is up.
+        loop {
+            match self.tx.try_send(entry) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    entry = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+        done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_ok()
+    }
+
     /// Queues a record; never waits. A full queue drops the record and counts it.
     pub fn record(&self, record: AuditRecord) {
-        match self.tx.try_send(record) {
+        match self.tx.try_send(Entry::Record(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.metrics.audit_dropped(),
         }
@@ -162,16 +194,31 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<AuditRecord>) -> Result<(), SecurityError> {
+    fn run(mut self, rx: Receiver<Entry>) -> Result<(), SecurityError> {
         // Ends when every sender is gone and the queue is drained.
         while let Ok(first) = rx.recv() {
-            self.write(&first);
-            for r in rx.try_iter().take(BATCH) {
-                self.write(&r);
+            let mut syncs = Vec::new();
+            for entry in std::iter::once(first).chain(rx.try_iter().take(BATCH)) {
+                match entry {
+                    Entry::Record(r) => self.write(&r),
+                    Entry::Sync(ack) => syncs.push(ack),
+                }
             }
-            if let Err(e) = self.segment.out.flush() {
-                self.metrics.audit_write_error();
-                tracing::error!(path = %self.path.display(), error = %e, "cannot write the audit log");
+            let flushed = if syncs.is_empty() {
+                self.segment.out.flush()
+            } else {
+                self.segment.out.flush().and_then(|()| self.segment.out.get_ref().sync_all())
+            };
+            match flushed {
+                Ok(()) => {
+                    for ack in syncs {
+                        let _ = ack.send(());
+                    }
+                }
+                Err(e) => {
+                    self.metrics.audit_write_error();
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot write the audit log");
+                }
             }
         }
         self.segment
@@ -242,6 +289,31 @@ mod tests {
             reason: "authenticated caller".into(),
         };
         AuditRecord::new(&Principal::new("alice", crate::Source::LocalToken { issuer: "n".into() }), &d, false)
+    }
+
+    #[test]
+    fn sync_waits_until_everything_queued_before_it_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("security.ndjson");
+        let config = AuditConfig { path: None, max_file_bytes: 1 << 20, keep_files: 2, queue_capacity: 10_000 };
+        let (log, writer) = AuditLog::start(&path, &config, SecurityMetrics::default()).unwrap();
+        for i in 0..500 {
+            log.record(record(i));
+        }
+        // The handles are still alive (as in a running node): sync, not finish.
+        assert!(log.sync(std::time::Duration::from_secs(10)));
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines, 500, "every record queued before the sync is written");
+        drop(log);
+        writer.finish().unwrap();
+    }
+
+    #[test]
+    fn a_sync_without_a_writer_says_so() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let log = AuditLog { tx, metrics: SecurityMetrics::default() };
+        drop(rx);
+        assert!(!log.sync(std::time::Duration::from_millis(50)));
     }
 
     #[test]

@@ -375,6 +375,13 @@ impl PolicyEngine {
         }
     }
 
+    /// Waits until every audit record of decisions made so far is written and fsynced (at
+    /// most `timeout`; `true` when there is no audit log). Blocking: call it at shutdown,
+    /// off the async runtime.
+    pub fn sync_audit(&self, timeout: Duration) -> bool {
+        self.audit.as_ref().is_none_or(|a| a.sync(timeout))
+    }
+
     /// Replaces the roles that may administer the node (default `["admin"]`).
     pub fn with_admin_roles(mut self, roles: Vec<String>) -> PolicyEngine {
         self.admin_roles = roles;
