@@ -227,6 +227,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         migration: config.migration.clone(),
         replicas: config.replicas.clone(),
         guard,
+        copies: dataplane.copies().clone(),
     })
     .await
     .map_err(NodeError::Relocation)?;
@@ -397,6 +398,9 @@ pub fn dataplane_config(
         max_metric_views: d.max_metric_views,
         via: d.via.clone(),
         upstream_tls: Some(upstream_tls),
+        validation_cache_bytes: d.validation_cache_bytes,
+        validation_cache_max_entry_bytes: d.validation_cache_max_entry_bytes,
+        copy_hold_max: Duration::from_millis(d.copy_hold_max_ms),
     })
 }
 

@@ -14,6 +14,7 @@
 //! node killed at any moment restarts with no half replica (incomplete copies are deleted,
 //! copied-but-unregistered ones are registered); every decision and execution is an event.
 
+mod copy_watch;
 mod execute;
 pub mod planning;
 mod refresh;
@@ -68,6 +69,8 @@ pub struct RelocationDeps {
     pub replicas: ReplicaSettings,
     /// Where views may go.
     pub guard: Arc<dyn MigrationGuard>,
+    /// The data plane's board of copies under way (reads of a view being copied may wait).
+    pub copies: civitas_dataplane::CopyBoard,
 }
 
 /// Why an operator's request was refused.
