@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -130,6 +131,8 @@ pub(crate) struct Shared {
     guard: Option<Arc<dyn ReadGuard>>,
     /// Answers kept for revalidation; `None`: switched off.
     cache: Option<Arc<ValidationCache>>,
+    /// Whether the cache is used now (see [`DataPlane::set_revalidation`]).
+    revalidating: AtomicBool,
     /// Copies of views to this node under way (filled by the node's relocation).
     copies: CopyBoard,
 }
@@ -195,6 +198,7 @@ impl DataPlane {
                 via,
                 guard: None,
                 cache,
+                revalidating: AtomicBool::new(false),
                 copies: CopyBoard::new(),
             }),
         }
@@ -224,6 +228,13 @@ impl DataPlane {
     /// node's relocation puts a [`crate::CopyTicket`] here for each copy.
     pub fn copies(&self) -> &CopyBoard {
         &self.shared.copies
+    }
+
+    /// Switches the validation cache on or off (it starts off; a node switches it with
+    /// the SDD's activation, so that with the framework inactive the proxy only forwards).
+    /// Off, nothing is stored or looked up; stored answers stay for the next time.
+    pub fn set_revalidation(&self, on: bool) {
+        self.shared.revalidating.store(on, Ordering::Relaxed);
     }
 
     /// The configuration it was built with.
@@ -406,7 +417,7 @@ impl DataPlane {
         parts.version = Version::HTTP_11;
         parts.extensions.clear();
         // A kept answer to the same request: ask the upstream whether it still holds.
-        let cached = shared.cache.as_ref().and_then(|cache| {
+        let cached = shared.cache.as_ref().filter(|_| shared.revalidating.load(Ordering::Relaxed)).and_then(|cache| {
             let key = ValidationCache::key(&parts.method, &parts.uri, &parts.headers)?;
             let stored = cache.get(&key);
             if let Some(s) = &stored {

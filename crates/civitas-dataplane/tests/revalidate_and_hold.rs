@@ -58,6 +58,13 @@ async fn an_unchanged_answer_crosses_as_a_304_and_a_changed_one_in_full() {
     let p = proxy(DataPlaneConfig::default(), &docs).await;
     let c = forward_client(p.addr);
     let url = format!("http://{}/blocks/?limit=5", o.addr);
+    // Off until switched on (a node does with the SDD): a plain proxy.
+    for _ in 0..2 {
+        assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    }
+    assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (2, 0));
+    o.full.store(0, Ordering::SeqCst);
+    p.plane.set_revalidation(true);
 
     let first = c.get(&url).send().await.unwrap();
     assert_eq!(first.status(), 200);
@@ -95,6 +102,7 @@ async fn switched_off_every_answer_crosses_in_full() {
     let docs = [unit(UNIT, &[("blocks", "/blocks/")]), Inst::origin("urn:inst:a", format!("http://{}", o.addr)).doc()];
     let config = DataPlaneConfig { validation_cache_bytes: 0, ..DataPlaneConfig::default() };
     let p = proxy(config, &docs).await;
+    p.plane.set_revalidation(true);
     let c = forward_client(p.addr);
     for _ in 0..3 {
         assert_eq!(c.get(format!("http://{}/blocks/", o.addr)).send().await.unwrap().status(), 200);

@@ -58,6 +58,9 @@ pub struct AppState {
     pub security: Option<Arc<civitas_security::Security>>,
     /// SQL units: checked at apply, served at `/data/…`; `None` in nodes built without them.
     pub sql: Option<crate::sql_api::SqlRoutes>,
+    /// The data plane, whose validation cache follows the SDD's activation; `None` in nodes
+    /// built without one.
+    pub dataplane: Option<DataPlane>,
 }
 
 type ApiResult = Result<Response, Problem>;

@@ -254,6 +254,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         relocation: Some(relocation),
         security,
         sql: Some(sql.clone()),
+        dataplane: Some(dataplane.clone()),
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
