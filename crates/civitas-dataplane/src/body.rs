@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 use crate::BoxError;
 use crate::metrics::ViewMetrics;
 use crate::proxy::Shared;
+use crate::revalidate::{Capture, CaptureState};
 
 /// What the request body wrapper tells the rest of the request.
 #[derive(Debug)]
@@ -183,6 +184,12 @@ impl Recorder {
         }
     }
 
+    /// Counts `n` bytes sent to the client that did not stream through a [`ResponseBody`]
+    /// (an answer from the validation cache).
+    pub(crate) fn add_bytes_out(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+
     /// Records now, with the bytes counted so far.
     pub(crate) fn finish(&mut self) {
         let Some(mut p) = self.pending.take() else { return };
@@ -243,6 +250,8 @@ pin_project_lite::pin_project! {
         done: bool,
         // A frame read before the response head was handed on (see `prefetch`).
         first: Option<Result<Frame<Bytes>, hyper::Error>>,
+        // A copy for the validation cache, kept if the body ends cleanly.
+        capture: Option<Capture>,
     }
 }
 
@@ -262,7 +271,14 @@ impl ResponseBody {
             recorder,
             done: false,
             first,
+            capture: None,
         }
+    }
+
+    /// The same body, copied into the validation cache as it streams.
+    pub(crate) fn with_capture(mut self, capture: Option<Capture>) -> ResponseBody {
+        self.capture = capture;
+        self
     }
 }
 
@@ -299,17 +315,28 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.recorder.bytes_out += data.len() as u64;
+                    // Stored as soon as the declared length arrived: the server stops polling
+                    // a body that says it has ended, so its final `None` may never come.
+                    match this.capture.as_mut().map(|c| c.push(data)) {
+                        Some(CaptureState::Complete) => this.capture.take().into_iter().for_each(Capture::finish),
+                        Some(CaptureState::Overflow) => *this.capture = None,
+                        Some(CaptureState::Partial) | None => {}
+                    }
                 }
                 *this.last = Instant::now();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 *this.done = true;
+                *this.capture = None;
                 this.recorder.finish();
                 Poll::Ready(Some(Err(Box::new(e))))
             }
             Poll::Ready(None) => {
                 *this.done = true;
+                if let Some(c) = this.capture.take() {
+                    c.finish();
+                }
                 this.recorder.finish();
                 Poll::Ready(None)
             }

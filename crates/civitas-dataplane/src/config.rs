@@ -62,6 +62,16 @@ pub struct DataPlaneConfig {
     /// TLS for `https` upstreams (replicas at nodes serving HTTPS, origins behind TLS).
     /// Default: the system's root certificates ([`crate::tls::client_config`]).
     pub upstream_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Bytes of bodies the validation cache may hold (`0` switches it off): the last
+    /// answer to a plain `GET` with a strong `ETag`, revalidated upstream with
+    /// `If-None-Match` on every request, so that an unchanged answer crosses as a `304`
+    /// (see `revalidate.rs`). Default 64 MiB.
+    pub validation_cache_bytes: usize,
+    /// Largest body the validation cache keeps. Default 4 MiB.
+    pub validation_cache_max_entry_bytes: usize,
+    /// Longest a read of a view being copied to this node waits for the replica
+    /// ([`crate::hold_budget`]; `0` switches holding off). Default 10 s.
+    pub copy_hold_max: Duration,
 }
 
 impl Default for DataPlaneConfig {
@@ -78,6 +88,9 @@ impl Default for DataPlaneConfig {
             max_metric_views: 1000,
             via: "civitas".to_string(),
             upstream_tls: None,
+            validation_cache_bytes: 64 << 20,
+            validation_cache_max_entry_bytes: 4 << 20,
+            copy_hold_max: Duration::from_secs(10),
         }
     }
 }

@@ -16,8 +16,15 @@
 //!   ([`observation_channel`]) that drops and counts when full;
 //! - per-view Prometheus metrics with a bounded number of label sets.
 //!
-//! What it is not: not an open proxy, not a TLS terminator or HTTPS tunnel (no `CONNECT`,
-//! no `https` upstreams yet), not a cache, and not an HTTP server — the node owns the
+//! - reads of a view being copied to this node wait for its replica when the copy should
+//!   finish before the origin answers, within a bound, then fall back to the origin
+//!   (`hold.rs`; the node's relocation fills the [`CopyBoard`]);
+//! - a validation cache (`revalidate.rs`): the last answer to a plain `GET` with a strong
+//!   `ETag` is kept, the next identical request goes upstream with `If-None-Match`, and a
+//!   `304` is answered from the kept body — the upstream still decides every request.
+//!
+//! What it is not: not an open proxy, not a TLS terminator or HTTPS tunnel (no `CONNECT`),
+//! not a cache that answers without asking the upstream, and not an HTTP server — the node owns the
 //! listener and turns a [`ProxyError`] into `application/problem+json`. It never writes to
 //! the catalog: data flows catalog → route table, and proxy → observations, one way.
 //!
@@ -25,7 +32,8 @@
 //! - the request path takes no lock: one `ArcSwap` load of the route table, hash-map
 //!   look-ups, atomic counters; a request keeps the table it started with, so a swap never
 //!   fails a request in flight;
-//! - bodies stream both ways, never buffered; memory per request is bounded;
+//! - bodies stream both ways, never buffered (a copy of a cacheable body is kept as it
+//!   passes, up to the cache's entry limit); memory per request is bounded;
 //! - hop-by-hop headers never cross the proxy; `Via` and `X-Forwarded-For` always do;
 //! - exactly one observation per request whose unit and view were identified, recorded
 //!   when the response body ends (or is dropped), never blocking the request;
@@ -37,15 +45,18 @@ mod body;
 mod config;
 mod error;
 mod follow;
+mod hold;
 mod metrics;
 mod observe;
 mod proxy;
+mod revalidate;
 mod routes;
 pub mod tls;
 
 pub use config::{DataPlaneConfig, RoutePolicy};
 pub use error::ProxyError;
 pub use follow::{Documents, MergedDocuments, RemoteAccess, RouteMerger, RouteSink, follow_catalog, follow_remote};
+pub use hold::{CopyBoard, CopyTicket, REGISTERED_GRACE, hold_budget};
 pub use metrics::UNROUTED_VIEW_LABEL;
 pub use observe::{ObservationSender, observation_channel};
 pub use proxy::{

@@ -117,6 +117,30 @@ pub(crate) struct ViewMetrics {
     /// Nanoseconds since the metrics were created, at the last use.
     last_used: AtomicU64,
     evicted: AtomicBool,
+    /// Moving average of the answered requests' total time, nanoseconds (0: none yet);
+    /// what a read of the view costs now (see `hold.rs`). Updated without a lock: two
+    /// requests ending at once may lose one's contribution, which an average can afford.
+    recent_nanos: AtomicU64,
+}
+
+impl ViewMetrics {
+    /// Weight of the newest request in the moving average.
+    const RECENT_WEIGHT: f64 = 0.2;
+
+    /// How long the view's answered requests have recently taken; `None` before the first.
+    pub(crate) fn recent(&self) -> Option<Duration> {
+        match self.recent_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn observe_recent(&self, total: Duration) {
+        let new = total.as_nanos().clamp(1, u128::from(u64::MAX)) as f64;
+        let old = self.recent_nanos.load(Ordering::Relaxed);
+        let next = if old == 0 { new } else { old as f64 + Self::RECENT_WEIGHT * (new - old as f64) };
+        self.recent_nanos.store((next as u64).max(1), Ordering::Relaxed);
+    }
 }
 
 /// Every metric of one data plane.
@@ -127,6 +151,9 @@ pub(crate) struct PlaneMetrics {
     bytes_out: Family<ViewLabels, Counter>,
     pub idle_timeouts: Counter,
     pub retries: Counter,
+    /// Reads held for a view's copy to this node; those the replica then served.
+    pub holds: Counter,
+    pub holds_served_by_replica: Counter,
     pub evictions: Counter,
     views: ArcSwap<HashMap<Arc<Urn>, Arc<ViewMetrics>>>,
     /// Serializes additions and evictions.
@@ -150,6 +177,8 @@ impl PlaneMetrics {
             bytes_out,
             idle_timeouts: Counter::default(),
             retries: Counter::default(),
+            holds: Counter::default(),
+            holds_served_by_replica: Counter::default(),
             evictions: Counter::default(),
             views: ArcSwap::from_pointee(HashMap::new()),
             slow: Mutex::new(()),
@@ -174,6 +203,7 @@ impl PlaneMetrics {
             label,
             last_used: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            recent_nanos: AtomicU64::new(0),
         }
     }
 
@@ -259,6 +289,9 @@ impl PlaneMetrics {
         };
         counter.inc();
         m.duration.observe(total);
+        if class == 1 || class == 2 {
+            m.observe_recent(total);
+        }
         if bytes_in > 0 {
             m.bytes_in.inc_by(bytes_in);
         }
@@ -294,6 +327,16 @@ impl PlaneMetrics {
             "upstream_retries",
             "GET/HEAD requests retried once because a pooled upstream connection was dead",
             self.retries.clone(),
+        );
+        registry.register(
+            "copy_holds",
+            "Reads held while their view was being copied to this node (see hold.rs)",
+            self.holds.clone(),
+        );
+        registry.register(
+            "copy_holds_served_by_replica",
+            "Held reads that the new replica served (the others went to the origin)",
+            self.holds_served_by_replica.clone(),
         );
         registry.register(
             "metric_view_evictions",

@@ -8,11 +8,12 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use civitas_model::{Observation, Urn};
+use civitas_model::{InstanceRole, Observation, Urn};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, Version};
@@ -30,8 +31,10 @@ use tracing::Instrument;
 use crate::body::{Recorder, RequestBody, ResponseBody, UploadState, observation, prefetch};
 use crate::config::{DataPlaneConfig, RoutePolicy};
 use crate::error::{ErrorKind, ProxyError};
+use crate::hold::{CopyBoard, hold_budget};
 use crate::metrics::{PlaneMetrics, ViewMetrics};
 use crate::observe::ObservationSender;
+use crate::revalidate::ValidationCache;
 use crate::routes::{ForwardMiss, InstanceTarget, NoInstance, RouteHandle, RouteTable, ViewRoute};
 use crate::{BoxError, ProxyBody};
 
@@ -126,6 +129,12 @@ pub(crate) struct Shared {
     via: [HeaderValue; 3],
     /// Who may read what; `None`: everyone.
     guard: Option<Arc<dyn ReadGuard>>,
+    /// Answers kept for revalidation; `None`: switched off.
+    cache: Option<Arc<ValidationCache>>,
+    /// Whether the cache is used now (see [`DataPlane::set_revalidation`]).
+    revalidating: AtomicBool,
+    /// Copies of views to this node under way (filled by the node's relocation).
+    copies: CopyBoard,
 }
 
 /// Where a request goes: the view and what of the client's path remains.
@@ -176,8 +185,22 @@ impl DataPlane {
         let via = [via_value("1.0"), via_value("1.1"), via_value("2")];
         let policies = config.view_policies.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let metrics = PlaneMetrics::new(config.max_metric_views);
+        let cache =
+            ValidationCache::new(config.validation_cache_bytes, config.validation_cache_max_entry_bytes).map(Arc::new);
         DataPlane {
-            shared: Arc::new(Shared { config, policies, routes, observations, metrics, client, via, guard: None }),
+            shared: Arc::new(Shared {
+                config,
+                policies,
+                routes,
+                observations,
+                metrics,
+                client,
+                via,
+                guard: None,
+                cache,
+                revalidating: AtomicBool::new(false),
+                copies: CopyBoard::new(),
+            }),
         }
     }
 
@@ -199,6 +222,19 @@ impl DataPlane {
     /// The route table this data plane reads.
     pub fn routes(&self) -> &RouteHandle {
         &self.shared.routes
+    }
+
+    /// The copies to this node under way, which reads may wait for (see `hold.rs`): the
+    /// node's relocation puts a [`crate::CopyTicket`] here for each copy.
+    pub fn copies(&self) -> &CopyBoard {
+        &self.shared.copies
+    }
+
+    /// Switches the validation cache on or off (it starts off; a node switches it with
+    /// the SDD's activation, so that with the framework inactive the proxy only forwards).
+    /// Off, nothing is stored or looked up; stored answers stay for the next time.
+    pub fn set_revalidation(&self, on: bool) {
+        self.shared.revalidating.store(on, Ordering::Relaxed);
     }
 
     /// The configuration it was built with.
@@ -227,6 +263,15 @@ impl DataPlane {
             "Catalog revision of the current route table",
             self.shared.routes.revision_gauge(),
         );
+        if let Some(cache) = &self.shared.cache {
+            sub.register(
+                "validation_cache_not_modified",
+                "Answers served from the validation cache after the upstream answered 304",
+                cache.not_modified.clone(),
+            );
+            sub.register("validation_cache_stores", "Answers stored in the validation cache", cache.stores.clone());
+            sub.register("validation_cache_bytes", "Bytes of bodies held by the validation cache", cache.bytes.clone());
+        }
     }
 
     /// Proxies one request from `client`. The response body streams from the upstream; the
@@ -264,6 +309,11 @@ impl DataPlane {
         let table = shared.routes.current();
         let (mut parts, body) = req.into_parts();
         let forward = parts.uri.scheme().is_some() && parts.version < Version::HTTP_2;
+        let table = if shared.copies.is_empty() || shared.config.copy_hold_max.is_zero() {
+            table
+        } else {
+            self.hold_for_replica(&table, &parts, forward, arrival).await.unwrap_or(table)
+        };
         let resolved = if forward { resolve_forward(&table, &parts.uri) } else { resolve_reverse(&table, &parts.uri) };
         let Resolved { view, rest, forward_prefix } = match resolved {
             Ok(r) => r,
@@ -294,11 +344,7 @@ impl DataPlane {
             );
             return Err(self.fail(obs, &view_metrics, arrival, None, e));
         }
-        let policy = if shared.policies.is_empty() {
-            shared.config.default_policy
-        } else {
-            shared.policies.get(&*view.name).copied().unwrap_or(shared.config.default_policy)
-        };
+        let policy = self.view_policy(&view.name);
         // Replicas are read-only copies: anything but a read goes to an origin, as does a
         // request that asks for one.
         let origin_asked = parts.headers.remove(ROUTE_HEADER).is_some_and(|v| v.as_bytes() == b"origin");
@@ -370,6 +416,15 @@ impl DataPlane {
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         parts.extensions.clear();
+        // A kept answer to the same request: ask the upstream whether it still holds.
+        let cached = shared.cache.as_ref().filter(|_| shared.revalidating.load(Ordering::Relaxed)).and_then(|cache| {
+            let key = ValidationCache::key(&parts.method, &parts.uri, &parts.headers)?;
+            let stored = cache.get(&key);
+            if let Some(s) = &stored {
+                parts.headers.insert(header::IF_NONE_MATCH, s.etag.clone());
+            }
+            Some((cache, key, stored))
+        });
 
         let timeouts = view.timeouts;
         let first_byte = timeouts.first_byte.unwrap_or(shared.config.first_byte_timeout);
@@ -395,11 +450,40 @@ impl DataPlane {
                 recorder.head_received(status, arrival.elapsed());
                 let (mut rparts, mut incoming) = resp.into_parts();
                 remove_hop_by_hop(&mut rparts.headers);
+                let mut capture = None;
+                if let Some((cache, key, stored)) = cached {
+                    match stored {
+                        Some(stored) if status == 304 => {
+                            // Unchanged upstream: the kept body, with the 304's fresh headers.
+                            let mut headers = cache.confirm(&key, &stored, &rparts.headers);
+                            headers.append(header::VIA, shared.via(rparts.version).clone());
+                            headers.insert(INSTANCE_HEADER, instance.name_header.clone());
+                            rparts.status = http::StatusCode::OK;
+                            rparts.headers = headers;
+                            recorder.head_received(200, arrival.elapsed());
+                            recorder.add_bytes_out(stored.body.len() as u64);
+                            recorder.finish();
+                            tracing::debug!(instance = %instance.name, "not modified upstream; answered from the validation cache");
+                            let body = http_body_util::Full::new(stored.body.clone())
+                                .map_err(|never| match never {})
+                                .boxed_unsync();
+                            return Ok(Response::from_parts(rparts, body));
+                        }
+                        _ => match cache.storable(status, &rparts.headers) {
+                            Some(etag) => {
+                                let length = incoming.size_hint().exact().unwrap_or(0) as usize;
+                                capture = Some(cache.capture(key, etag, rparts.headers.clone(), length));
+                            }
+                            None => cache.remove(&key),
+                        },
+                    }
+                }
                 rparts.headers.append(header::VIA, shared.via(rparts.version).clone());
                 rparts.headers.insert(INSTANCE_HEADER, instance.name_header.clone());
                 tracing::debug!(instance = %instance.name, status, "proxied");
                 let first = prefetch(&mut incoming, idle).await;
-                Ok(Response::from_parts(rparts, ResponseBody::new(incoming, first, idle, recorder).boxed_unsync()))
+                let body = ResponseBody::new(incoming, first, idle, recorder).with_capture(capture);
+                Ok(Response::from_parts(rparts, body.boxed_unsync()))
             }
             Err(e) => {
                 let error = upstream_error(e, instance, view, upload.as_deref());
@@ -407,6 +491,71 @@ impl DataPlane {
                 recorder.head_received(error.status().as_u16(), arrival.elapsed());
                 recorder.finish();
                 Err(error)
+            }
+        }
+    }
+
+    /// The route policy of `view`.
+    fn view_policy(&self, view: &Urn) -> RoutePolicy {
+        let shared = &self.shared;
+        if shared.policies.is_empty() {
+            shared.config.default_policy
+        } else {
+            shared.policies.get(view).copied().unwrap_or(shared.config.default_policy)
+        }
+    }
+
+    /// Holds a read of a view being copied to this node while [`hold_budget`] allows, and
+    /// returns the route table that routes it to the new replica; `None`: go on with the
+    /// table the request started with (no copy, not a plain read, the copy ended without a
+    /// replica, or the wait reached its bound).
+    async fn hold_for_replica(
+        &self,
+        table: &Arc<RouteTable>,
+        parts: &http::request::Parts,
+        forward: bool,
+        arrival: Instant,
+    ) -> Option<Arc<RouteTable>> {
+        let shared = &self.shared;
+        if !matches!(parts.method, Method::GET | Method::HEAD)
+            || parts.headers.get(ROUTE_HEADER).is_some_and(|v| v.as_bytes() == b"origin")
+        {
+            return None;
+        }
+        let resolved = if forward { resolve_forward(table, &parts.uri) } else { resolve_reverse(table, &parts.uri) };
+        let view = resolved.ok()?.view;
+        let started = shared.copies.copy_started(&view.name)?;
+        let policy = self.view_policy(&view.name);
+        let node_site = shared.config.node_site.as_ref().and_then(|s| table.site_index(s.as_str()));
+        if table.choose(view, policy, node_site).ok()?.role != InstanceRole::Origin {
+            return None;
+        }
+        let recent = shared.metrics.view(&view.name, arrival.into_std()).recent();
+        let budget = hold_budget(recent, started.elapsed(), shared.config.copy_hold_max)?;
+        let deadline = arrival + budget;
+        let (unit, name) = (Arc::clone(&view.unit), Arc::clone(&view.name));
+        let mut swaps = shared.routes.subscribe_swaps();
+        let mut board = shared.copies.subscribe();
+        shared.metrics.holds.inc();
+        tracing::debug!(view = %name, budget_ms = budget.as_millis() as u64, "read held for the view's copy");
+        loop {
+            let current = shared.routes.current();
+            let node_site = shared.config.node_site.as_ref().and_then(|s| current.site_index(s.as_str()));
+            if let Ok(v) = current.view(unit.as_str(), name.as_str())
+                && current.choose(v, policy, node_site).is_ok_and(|i| i.role != InstanceRole::Origin)
+            {
+                shared.metrics.holds_served_by_replica.inc();
+                return Some(current);
+            }
+            // The copy ended without a replica (or its grace is over): to the origin.
+            shared.copies.copy_started(&name)?;
+            // Re-checked on every route swap and board change, and now and then for the
+            // end of a registered copy's grace.
+            tokio::select! {
+                _ = swaps.changed() => {}
+                _ = board.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = tokio::time::sleep_until(deadline) => return None,
             }
         }
     }

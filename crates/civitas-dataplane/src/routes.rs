@@ -78,6 +78,11 @@ impl RouteHandle {
         *self.inner.ready.borrow()
     }
 
+    /// Changes on every [`RouteHandle::replace`] (each send marks the value changed).
+    pub(crate) fn subscribe_swaps(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.ready.subscribe()
+    }
+
     pub(crate) fn swaps_counter(&self) -> Counter {
         self.inner.swaps.clone()
     }

@@ -61,6 +61,9 @@ pub struct AppState {
     /// The data plane's read check (security on), also answered to stand-alone proxies at
     /// `POST /api/v1/security/read-decisions`.
     pub read_guard: Option<Arc<dyn civitas_dataplane::ReadGuard>>,
+    /// The data plane, whose validation cache follows the SDD's activation; `None` in nodes
+    /// built without one.
+    pub dataplane: Option<DataPlane>,
 }
 
 type ApiResult = Result<Response, Problem>;

@@ -484,6 +484,16 @@ pub struct DataPlaneSettings {
     pub max_metric_views: usize,
     /// Name in the `Via` header. Default `civitas`.
     pub via: String,
+    /// Bytes the validation cache may hold; `0` switches it off. It keeps the last answer to
+    /// a plain `GET` with a strong `ETag` and revalidates it upstream on every request
+    /// (`If-None-Match`), so an unchanged answer crosses as a `304`. Default 67,108,864 (64 MiB).
+    pub validation_cache_bytes: usize,
+    /// Largest body the validation cache keeps. Default 4,194,304 (4 MiB).
+    pub validation_cache_max_entry_bytes: usize,
+    /// Longest a read of a view being copied to this node waits for the new replica
+    /// instead of going to the origin (only when the copy should finish first; `0`: never
+    /// wait). Default 10,000 ms.
+    pub copy_hold_max_ms: u64,
 }
 
 impl Default for DataPlaneSettings {
@@ -499,6 +509,9 @@ impl Default for DataPlaneSettings {
             observation_capacity: 65_536,
             max_metric_views: 1_000,
             via: "civitas".into(),
+            validation_cache_bytes: 64 << 20,
+            validation_cache_max_entry_bytes: 4 << 20,
+            copy_hold_max_ms: 10_000,
         }
     }
 }

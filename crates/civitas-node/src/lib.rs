@@ -233,6 +233,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             settings: config.replicas.postgres.clone(),
             views: Arc::clone(&sql_views),
         }),
+        copies: dataplane.copies().clone(),
     })
     .await
     .map_err(NodeError::Relocation)?;
@@ -261,6 +262,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         security,
         sql: Some(sql.clone()),
         read_guard,
+        dataplane: Some(dataplane.clone()),
     };
     // The checkpoint route serves the cosigned checkpoint it finds in this extension.
     let served = ledger_api::ServedCheckpoint(Arc::new(move |fresh| cosigned.serve(fresh)));
@@ -414,6 +416,9 @@ pub fn dataplane_config(
         max_metric_views: d.max_metric_views,
         via: d.via.clone(),
         upstream_tls: Some(upstream_tls),
+        validation_cache_bytes: d.validation_cache_bytes,
+        validation_cache_max_entry_bytes: d.validation_cache_max_entry_bytes,
+        copy_hold_max: Duration::from_millis(d.copy_hold_max_ms),
     })
 }
 

@@ -171,12 +171,20 @@ async fn activate(
             .await
             .map_err(|p| p.at(path))?;
     let status = s.analyzer.activate(&request, SystemTime::now()).map_err(|e| sdd_problem(e).at(path))?;
+    // The data plane's own optimisation (the validation cache) is part of the framework
+    // being active; inactive, the node forwards as a plain proxy.
+    if let Some(d) = &s.dataplane {
+        d.set_revalidation(true);
+    }
     tracing::info!(triggers = ?request.triggers, confidence = %request.confidence, "SDD activated");
     Ok(json_response(StatusCode::OK, &status))
 }
 
 async fn deactivate(State(s): State<AppState>) -> Response {
     tracing::info!("SDD deactivated");
+    if let Some(d) = &s.dataplane {
+        d.set_revalidation(false);
+    }
     json_response(StatusCode::OK, &s.analyzer.deactivate(SystemTime::now()))
 }
 

@@ -26,7 +26,9 @@ impl Relocation {
                 tracing::info!(view = %plan.view, "a copy of this view is already running; plan skipped");
                 return;
             }
+            let copy = this.watch_copy(&plan);
             let result = this.execute(&plan, variants).await;
+            copy.settle(result.is_ok());
             this.release(&plan.view);
             let now = SystemTime::now();
             let outcome = match &result {

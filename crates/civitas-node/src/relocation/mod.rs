@@ -14,6 +14,7 @@
 //! node killed at any moment restarts with no half replica (incomplete copies are deleted,
 //! copied-but-unregistered ones are registered); every decision and execution is an event.
 
+mod copy_watch;
 mod execute;
 pub mod planning;
 mod refresh;
@@ -73,6 +74,8 @@ pub struct RelocationDeps {
     pub guard: Arc<dyn MigrationGuard>,
     /// SQL replicas (`[replicas.postgres] connection` set); `None`: no SQL view moves here.
     pub sql: Option<SqlReplicaDeps>,
+    /// The data plane's board of copies under way (reads of a view being copied may wait).
+    pub copies: civitas_dataplane::CopyBoard,
 }
 
 /// Why an operator's request was refused.
