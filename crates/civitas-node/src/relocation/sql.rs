@@ -116,11 +116,7 @@ impl Relocation {
         &self,
         mut input: civitas_placement::migration::PlanInput,
     ) -> Result<civitas_placement::migration::PlanInput, String> {
-        let sql = self.inner.sql.as_ref().ok_or_else(|| {
-            "the view is a SQL view and this node has no replica database for SQL views \
-             (set [replicas.postgres] connection)"
-                .to_string()
-        })?;
+        let sql = self.sql()?;
         if input.view.size_bytes.is_none() {
             let unit = match self.inner.deps.merger.documents().get(Kind::DataUnit, &input.candidate.unit) {
                 Some((_, Document::DataUnit(u))) => u.clone(),
