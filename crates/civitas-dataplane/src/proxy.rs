@@ -103,6 +103,16 @@ pub enum GuardRefusal {
 }
 
 impl GuardRefusal {
+    /// The HTTP status the refusal answers: 401, 403, 503 or 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            GuardRefusal::Unauthenticated { .. } => 401,
+            GuardRefusal::Forbidden { .. } => 403,
+            GuardRefusal::Other { unavailable: true, .. } => 503,
+            GuardRefusal::Other { unavailable: false, .. } => 400,
+        }
+    }
+
     fn into_error(self) -> ProxyError {
         match self {
             GuardRefusal::Unauthenticated { detail, challenge } => {

@@ -96,11 +96,10 @@ async fn read_decision(
     let answer = match guard.check(&headers, &unit, &view).await {
         Ok(()) => serde_json::json!({"allowed": true}),
         Err(refusal) => {
-            let (status, detail, challenge) = match refusal {
-                GuardRefusal::Unauthenticated { detail, challenge } => (401, detail, challenge),
-                GuardRefusal::Forbidden { detail } => (403, detail, None),
-                GuardRefusal::Other { unavailable: true, detail } => (503, detail, None),
-                GuardRefusal::Other { unavailable: false, detail } => (400, detail, None),
+            let status = refusal.status();
+            let (detail, challenge) = match refusal {
+                GuardRefusal::Unauthenticated { detail, challenge } => (detail, challenge),
+                GuardRefusal::Forbidden { detail } | GuardRefusal::Other { detail, .. } => (detail, None),
             };
             let challenge = challenge.and_then(|c| c.to_str().ok().map(str::to_string));
             serde_json::json!({"allowed": false, "status": status, "detail": detail, "challenge": challenge})
@@ -359,6 +358,12 @@ pub(crate) async fn replica_read(
         }
         Err(r) => r,
     };
+    Err(refusal_response(refusal, path))
+}
+
+/// A read check's refusal as the problem document a client gets (401 with the
+/// challenge, 403, 503, 400), at `path`.
+pub(crate) fn refusal_response(refusal: GuardRefusal, path: &str) -> Response {
     let (status, slug, title, detail, challenge) = match refusal {
         GuardRefusal::Unauthenticated { detail, challenge } => {
             (StatusCode::UNAUTHORIZED, "unauthenticated", "Not authenticated", detail, challenge)
@@ -375,7 +380,7 @@ pub(crate) async fn replica_read(
     if let Some(c) = challenge {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
     }
-    Err(resp)
+    resp
 }
 
 // ---- tokens ----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ impl SqlRoutes {
         if let Some(guard) = &self.guard
             && let Err(refusal) = guard.check(req.headers(), &unit.name, &view.name).await
         {
-            return Ok(refusal_response(refusal, &path));
+            return Ok(crate::security_api::refusal_response(refusal, &path));
         }
         let query = req.uri().query().unwrap_or("").to_string();
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -145,27 +145,6 @@ pub async fn respond(views: &SqlViews, view: &SqlView, path: &str, query: &str, 
         }
         Err(e) => sql_problem(&e).at(path).into_response(),
     }
-}
-
-fn refusal_response(refusal: civitas_dataplane::GuardRefusal, path: &str) -> Response {
-    use civitas_dataplane::GuardRefusal as R;
-    let (status, slug, title, detail, challenge) = match refusal {
-        R::Unauthenticated { detail, challenge } => {
-            (StatusCode::UNAUTHORIZED, "unauthenticated", "Not authenticated", detail, challenge)
-        }
-        R::Forbidden { detail } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail, None),
-        R::Other { unavailable: true, detail } => {
-            (StatusCode::SERVICE_UNAVAILABLE, "identity-provider-unavailable", "Unavailable", detail, None)
-        }
-        R::Other { unavailable: false, detail } => {
-            (StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail, None)
-        }
-    };
-    let mut resp = Problem::new(status, slug, title, detail).at(path).into_response();
-    if let Some(c) = challenge {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
-    }
-    resp
 }
 
 /// A SQL error as a problem document with its status (400, 406, 500, 503, 504).

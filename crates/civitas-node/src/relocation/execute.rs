@@ -260,10 +260,7 @@ impl Relocation {
     fn update_plan(&self, view: &View) -> (UpdateStrategy, f64, f64) {
         let settings = &self.inner.deps.replicas;
         let freq = view.update_frequency.as_ref();
-        let period = freq
-            .map(|f| f.period.seconds() / f64::from(f.times.max(1)))
-            .filter(|p| p.is_finite() && *p > 0.0)
-            .unwrap_or(settings.default_refresh_seconds);
+        let period = self.refresh_period(view);
         let fraction = freq.and_then(|f| f.fraction_percent).map(|p| (p / 100.0).clamp(0.0, 1.0));
         let strategy = if settings.update_scripts.contains_key(view.name.as_str()) {
             UpdateStrategy::Script
@@ -279,6 +276,16 @@ impl Relocation {
             _ => 1.0,
         };
         (strategy, period, period * cycle * settings.staleness_factor)
+    }
+
+    /// A view's refresh period: its `updateFrequency` period / times, else
+    /// `replicas.default_refresh_seconds`.
+    pub(super) fn refresh_period(&self, view: &View) -> f64 {
+        view.update_frequency
+            .as_ref()
+            .map(|f| f.period.seconds() / f64::from(f.times.max(1)))
+            .filter(|p| p.is_finite() && *p > 0.0)
+            .unwrap_or(self.inner.deps.replicas.default_refresh_seconds)
     }
 
     pub(super) fn put_record(&self, record: ReplicaRecord) {

@@ -63,7 +63,11 @@ impl Relocation {
                     .get_or_create(&ViewLabels { view: record.view.to_string() })
                     .set(record.freshness_lag_seconds(now_ms));
                 if let Some(at) = record.retiring_at_unix_ms {
-                    if now_ms >= at.saturating_add(grace.as_millis() as u64) && self.claim(&record.view) {
+                    let next = due.get(&record.view).copied().unwrap_or(SystemTime::UNIX_EPOCH);
+                    if now_ms >= at.saturating_add(grace.as_millis() as u64) && next <= now && self.claim(&record.view)
+                    {
+                        // A failed deletion is tried again a few seconds later, not every tick.
+                        due.insert(record.view.clone(), now + RESUME_RETRY);
                         let this = self.clone();
                         tokio::spawn(async move {
                             let view = record.view.clone();

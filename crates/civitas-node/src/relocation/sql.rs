@@ -101,11 +101,11 @@ impl Relocation {
         })
     }
 
-    /// The unit of a replica from the route documents.
-    fn unit_of(&self, record: &ReplicaRecord) -> Result<DataUnit, String> {
-        match self.inner.deps.merger.documents().get(Kind::DataUnit, &record.unit) {
+    /// A data unit from the route documents.
+    fn unit_of(&self, unit: &civitas_model::Urn) -> Result<DataUnit, String> {
+        match self.inner.deps.merger.documents().get(Kind::DataUnit, unit) {
             Some((_, Document::DataUnit(u))) => Ok(u.clone()),
-            _ => Err(format!("data unit {} is no longer in any catalog this node follows", record.unit)),
+            _ => Err(format!("data unit {unit} is not in any catalog this node follows")),
         }
     }
 
@@ -118,11 +118,7 @@ impl Relocation {
     ) -> Result<civitas_placement::migration::PlanInput, String> {
         let sql = self.sql()?;
         if input.view.size_bytes.is_none() {
-            let unit = match self.inner.deps.merger.documents().get(Kind::DataUnit, &input.candidate.unit) {
-                Some((_, Document::DataUnit(u))) => u.clone(),
-                _ => return Err(format!("data unit {} is not in any catalog this node follows", input.candidate.unit)),
-            };
-            let view = sql_view(&unit, &input.view.name)?;
+            let view = sql_view(&self.unit_of(&input.candidate.unit)?, &input.view.name)?;
             let bytes = sql
                 .replicator(&view.connection)?
                 .estimate_bytes(&view)
@@ -139,14 +135,8 @@ impl Relocation {
     /// streaming replica's lag is checked every `replicas.postgres.lag_check_seconds`.
     pub(super) fn sql_update_plan(&self, unit: &DataUnit, view: &View) -> Result<(UpdateStrategy, f64, f64), String> {
         let sql = self.sql()?;
-        let settings = &self.inner.deps.replicas;
-        let period = view
-            .update_frequency
-            .as_ref()
-            .map(|f| f.period.seconds() / f64::from(f.times.max(1)))
-            .filter(|p| p.is_finite() && *p > 0.0)
-            .unwrap_or(settings.default_refresh_seconds);
-        let bound = period * settings.staleness_factor;
+        let period = self.refresh_period(view);
+        let bound = period * self.inner.deps.replicas.staleness_factor;
         Ok(match sql_view(unit, &view.name)?.update {
             UpdateMode::Streaming => (UpdateStrategy::Streaming, sql.lag_check_seconds().min(bound / 2.0), bound),
             UpdateMode::Watermark { .. } => (UpdateStrategy::Watermark, period, bound),
@@ -159,7 +149,7 @@ impl Relocation {
     pub(super) async fn copy_sql_and_register(&self, mut record: ReplicaRecord) -> Result<(), String> {
         let copied = async {
             let sql = self.sql()?;
-            let unit = self.unit_of(&record)?;
+            let unit = self.unit_of(&record.unit)?;
             let view = sql_view(&unit, &record.view)?;
             let replicator = sql.replicator(Self::sql_source(&record)?)?;
             let (progress, _) = watch::channel(CopyProgress::default());
@@ -229,7 +219,7 @@ impl Relocation {
             replicas.values().find(|r| r.id == id && r.phase == ReplicaPhase::Serving)?.clone()
         };
         let replica = record.sql.as_ref()?;
-        let unit = self.unit_of(&record).ok()?;
+        let unit = self.unit_of(&record.unit).ok()?;
         let origin = sql_view(&unit, &record.view).ok()?;
         Some((record.unit, replica.serving_view(&origin, sql.target()), Arc::clone(sql.views())))
     }
