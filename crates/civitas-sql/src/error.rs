@@ -78,6 +78,8 @@ pub enum SqlError {
     Coverage {
         /// The view's full name.
         view: String,
+        /// The field of the view's `sqlViews` entry at fault: `update` or `watermarkColumn`.
+        field: &'static str,
         /// Why, naming the table or column.
         message: String,
     },

@@ -160,11 +160,7 @@ impl SqlViews {
                     if view.update != UpdateMode::FullCopy {
                         match crate::replica::coverage_of(client.client(), view).await {
                             Ok(_) => {}
-                            Err(SqlError::Coverage { message, .. }) => {
-                                let field =
-                                    if message.contains("watermark column") { "watermarkColumn" } else { "update" };
-                                fail(field, message);
-                            }
+                            Err(SqlError::Coverage { field, message, .. }) => fail(field, message),
                             Err(e) => {
                                 fail("update", e.to_string());
                                 let rollback = "ROLLBACK TO SAVEPOINT civitas_check";

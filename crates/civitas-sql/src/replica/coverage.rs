@@ -296,7 +296,7 @@ struct Resolved {
 /// The coverage of `view`, resolved through the origin's catalog on `client`.
 pub(crate) async fn coverage(client: &Client, view: &SqlView) -> Result<Vec<CoveredTable>, SqlError> {
     let name = view.name.to_string();
-    let refuse = |message: String| SqlError::Coverage { view: name.clone(), message };
+    let refuse = |message: String| SqlError::Coverage { view: name.clone(), field: "update", message };
     let database = |e: tokio_postgres::Error| SqlError::Database { view: name.clone(), message: db_message(&e) };
     let analysis = analyse(&view.statement).map_err(&refuse)?;
 
@@ -380,10 +380,14 @@ pub(crate) async fn coverage(client: &Client, view: &SqlView) -> Result<Vec<Cove
         && !tables.iter().any(|t| t.columns.iter().any(|c| c.name == column))
     {
         let names: Vec<String> = tables.iter().map(|t| format!("`{}.{}`", t.schema, t.name)).collect();
-        return Err(refuse(format!(
-            "the watermark column `{column}` is in none of the tables the view reads ({})",
-            names.join(", ")
-        )));
+        return Err(SqlError::Coverage {
+            view: name.clone(),
+            field: "watermarkColumn",
+            message: format!(
+                "the watermark column `{column}` is in none of the tables the view reads ({})",
+                names.join(", ")
+            ),
+        });
     }
 
     let mut covered = Vec::new();
