@@ -507,6 +507,10 @@ impl Relocation {
     /// (persisted), and the update manager deletes its data once the reads already
     /// routed to it have drained. Idempotent for a replica already retiring.
     pub async fn remove(&self, view: &Urn) -> Result<ReplicaRecord, RelocationError> {
+        // No replica is "no replica" even while its last deletion is still releasing the view.
+        if !self.inner.replicas.lock().unwrap_or_else(|e| e.into_inner()).contains_key(view) {
+            return Err(RelocationError::NoReplica(view.clone()));
+        }
         if !self.claim(view) {
             return Err(RelocationError::Busy(view.clone()));
         }
