@@ -415,7 +415,13 @@ impl DataPlane {
             }
         };
 
+        // Trailers cross the proxy (it forwards every frame): a client that takes them
+        // makes the proxy take them from the upstream.
+        let trailers = accepts_trailers(&parts.headers);
         remove_hop_by_hop(&mut parts.headers);
+        if trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         // We answered any `Expect: 100-continue` ourselves by reading the body.
         parts.headers.remove(header::EXPECT);
         append_forwarded_for(&mut parts.headers, client.ip());
@@ -866,9 +872,20 @@ pub(crate) fn error_chain(e: &dyn StdError) -> String {
     s
 }
 
+/// Whether a request's `TE` accepts trailers (`TE: trailers`).
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str()
+            .unwrap_or_default()
+            .split(',')
+            .any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("trailers"))
+    })
+}
+
 /// Removes hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
-/// `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
-/// `Transfer-Encoding`, `Upgrade`.
+/// `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+/// `Transfer-Encoding`, `Upgrade`. (`Trailer` is end-to-end, RFC 9110 §6.6.2: it announces
+/// the trailers the proxy forwards.)
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         // Allocates only when Connection names real headers (not `close` / `keep-alive`).
@@ -895,7 +912,6 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         &header::PROXY_AUTHENTICATE,
         &header::PROXY_AUTHORIZATION,
         &header::TE,
-        &header::TRAILER,
         &header::TRANSFER_ENCODING,
         &header::UPGRADE,
     ] {
@@ -1018,9 +1034,19 @@ mod tests {
         h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
         h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
         h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert(header::TRAILER, HeaderValue::from_static("link"));
         remove_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-kept"));
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains_key("x-kept") && h.contains_key(header::TRAILER));
+    }
+
+    #[test]
+    fn te_trailers_is_recognised_among_other_codings() {
+        let te = |v: &'static str| HeaderMap::from_iter([(header::TE, HeaderValue::from_static(v))]);
+        assert!(accepts_trailers(&te("trailers")));
+        assert!(accepts_trailers(&te("gzip;q=0.5, Trailers")));
+        assert!(!accepts_trailers(&te("gzip, deflate")));
+        assert!(!accepts_trailers(&HeaderMap::new()));
     }
 
     #[test]

@@ -270,11 +270,13 @@ async fn hop_by_hop_headers_are_removed_and_via_and_forwarded_for_added() {
     let body = answer.split("\r\n\r\n").nth(1).unwrap();
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
     let h = &v["headers"];
-    for gone in
-        ["x-secret", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "x-civitas-client-site"]
-    {
+    for gone in ["x-secret", "keep-alive", "proxy-connection", "proxy-authorization", "x-civitas-client-site"] {
         assert!(h.get(gone).is_none(), "{gone} was forwarded: {h}");
     }
+    // `TE` is the proxy's own (it forwards trailers, so it asks for them); `Trailer` is
+    // end-to-end.
+    assert_eq!(h["te"], json!(["trailers"]));
+    assert_eq!(h["trailer"], json!(["x-checksum"]));
     assert_eq!(h["x-kept"][0], "yes");
     assert_eq!(h["x-forwarded-for"], json!(["10.1.2.3, 127.0.0.1"]));
     assert_eq!(h["via"], json!(["1.1 edge-cache", "1.1 civitas"]));
@@ -284,13 +286,30 @@ async fn hop_by_hop_headers_are_removed_and_via_and_forwarded_for_added() {
     // And on the way back.
     let resp = client().get(format!("{}/data/{UNIT}/blocks/hop", p.url())).send().await.unwrap();
     let h = resp.headers();
-    for gone in ["x-upstream-secret", "keep-alive", "proxy-authenticate", "trailer"] {
+    for gone in ["x-upstream-secret", "keep-alive", "proxy-authenticate"] {
         assert!(h.get(gone).is_none(), "{gone} came back: {h:?}");
     }
+    assert_eq!(h["trailer"], "x-checksum");
     assert!(h.get("connection").is_none_or(|c| !c.to_str().unwrap().contains("x-upstream-secret")));
     assert_eq!(h["x-kept"], "yes");
     assert_eq!(h["via"], "1.1 civitas");
     assert_eq!(resp.text().await.unwrap(), "hop");
+}
+
+#[tokio::test]
+async fn trailers_cross_the_proxy_to_clients_that_take_them() {
+    let a = upstream("a").await;
+    let docs = [unit(UNIT, &[("blocks", "/blocks/")]), Inst::origin("urn:inst:a", a.url()).doc()];
+    let p = proxy(DataPlaneConfig::default(), &docs).await;
+    let get = |te: &str| {
+        format!("GET /data/{UNIT}/blocks/trailers HTTP/1.1\r\nHost: proxy.example\r\n{te}Connection: close\r\n\r\n")
+    };
+    let answer = raw(p.addr, &get("TE: trailers\r\n")).await.to_ascii_lowercase();
+    assert!(answer.contains("\r\ntrailer: x-checksum\r\n"), "{answer}");
+    assert!(answer.contains("4\r\nrows\r\n0\r\nx-checksum: abc\r\n\r\n"), "{answer}");
+    // A client that did not ask gets the body without them.
+    let answer = raw(p.addr, &get("")).await.to_ascii_lowercase();
+    assert!(answer.contains("rows") && !answer.contains("x-checksum: abc"), "{answer}");
 }
 
 #[tokio::test]

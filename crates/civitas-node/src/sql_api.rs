@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use civitas_catalog::{Catalog, MAX_PAGE, Page, SearchQuery};
 use civitas_model::{Document, FieldError, Kind, ValidationErrors};
-use civitas_sql::{SqlError, SqlUnit, SqlView, SqlViews};
+use civitas_sql::{Part, SqlError, SqlUnit, SqlView, SqlViews};
 use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::StreamBody;
 use tokio::sync::watch;
 
 use crate::problem::Problem;
@@ -125,26 +127,56 @@ impl SqlRoutes {
     }
 }
 
-/// Answers one request for a SQL view: its rows streamed in the format `accept` asks for,
-/// with `civitas-next-after` and a `Link: <{path}?…>; rel="next"` when a page follows;
-/// a problem document (at `path`) when the request or the database fails.
+/// Answers one request for a SQL view: its rows streamed in the format `accept` asks for;
+/// when a page follows, `civitas-next-after` and a `Link: <{path}?…>; rel="next"` as
+/// trailers (sent to clients that ask with `TE: trailers`) and, on pages of up to
+/// [`civitas_sql::HEADER_CURSOR_MAX_ROWS`] rows, as headers too; a problem document (at
+/// `path`) when the request or the database fails.
 pub async fn respond(views: &SqlViews, view: &SqlView, path: &str, query: &str, accept: Option<&str>) -> Response {
-    match views.serve(view, query, accept).await {
-        Ok(answer) => {
-            let next = answer.next_query(query);
-            let mut resp = Response::new(Body::from_stream(answer.body.map(|r| r.map_err(std::io::Error::other))));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
-            if let Some(after) = answer.next_after.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-                h.insert(civitas_sql::NEXT_AFTER_HEADER, after);
-            }
-            if let Some(link) = next.and_then(|q| HeaderValue::from_str(&format!("<{path}?{q}>; rel=\"next\"")).ok()) {
-                h.insert(header::LINK, link);
-            }
-            resp
-        }
-        Err(e) => sql_problem(&e).at(path).into_response(),
+    let answer = match views.serve(view, query, accept).await {
+        Ok(answer) => answer,
+        Err(e) => return sql_problem(&e).at(path).into_response(),
+    };
+    let mut head = HeaderMap::new();
+    head.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    if answer.paged {
+        head.insert(header::TRAILER, HeaderValue::from_static(TRAILERS));
     }
+    let limit = answer.limit;
+    if let Some(after) = answer.next_after.as_deref() {
+        head.extend(cursor_fields(path, query, limit, after));
+    }
+    let (path, query) = (path.to_owned(), query.to_owned());
+    let cursor = move |after: &str| cursor_fields(&path, &query, limit, after);
+    let frames = answer.body.filter_map(move |part| {
+        std::future::ready(match part {
+            Ok(Part::Data(bytes)) => Some(Ok(Frame::data(bytes))),
+            Ok(Part::End { next_after: Some(after) }) => Some(Ok(Frame::trailers(cursor(&after)))),
+            Ok(Part::End { next_after: None }) => None,
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        })
+    });
+    let mut resp = Response::new(Body::new(StreamBody::new(frames)));
+    *resp.headers_mut() = head;
+    resp
+}
+
+/// The fields announced in `Trailer` on a paged answer.
+const TRAILERS: &str = "civitas-next-after, link";
+
+/// `civitas-next-after` and `Link: <{path}?…>; rel="next"` for the page after `after` (a
+/// value that cannot be a header is left out: the client can still page with the last
+/// row's key).
+fn cursor_fields(path: &str, query: &str, limit: u64, after: &str) -> HeaderMap {
+    let mut fields = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(after) {
+        fields.insert(civitas_sql::NEXT_AFTER_HEADER, value);
+    }
+    let next = civitas_sql::next_page_query(query, limit, after);
+    if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{next}>; rel=\"next\"")) {
+        fields.insert(header::LINK, link);
+    }
+    fields
 }
 
 /// A SQL error as a problem document with its status (400, 406, 500, 503, 504).

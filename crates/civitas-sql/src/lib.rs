@@ -47,4 +47,4 @@ pub use definition::{
 pub use error::{DefinitionError, SqlError};
 pub use format::Format;
 pub use replica::{Column, CopyProgress, CoveredTable, Freshness, Replicator, SqlReplica};
-pub use serve::{NEXT_AFTER_HEADER, SqlResponse, SqlViews};
+pub use serve::{HEADER_CURSOR_MAX_ROWS, NEXT_AFTER_HEADER, Part, SqlResponse, SqlViews, next_page_query};

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use civitas_model::{DataUnit, Document};
-use civitas_sql::{ConnectionConfig, SqlConfig, SqlError, SqlResponse, SqlUnit, SqlViews};
+use civitas_sql::{
+    ConnectionConfig, HEADER_CURSOR_MAX_ROWS, Part, SqlConfig, SqlError, SqlResponse, SqlUnit, SqlViews,
+};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
@@ -75,24 +77,44 @@ async fn valid(views: &SqlViews, sql_views: Value) -> SqlUnit {
     views.validate(&unit(sql_views)).await.expect("valid unit").expect("a SQL unit")
 }
 
-async fn body(response: SqlResponse) -> (Vec<u8>, usize, usize) {
+/// A body read to its end: its bytes, how many data chunks and the largest, and the cursor
+/// it ended with (`None` when it has no `Part::End`, i.e. the view has no pages).
+async fn body(response: SqlResponse) -> (Vec<u8>, usize, usize, Option<Option<String>>) {
+    let paged = response.paged;
     let mut body = response.body;
-    let (mut bytes, mut chunks, mut largest) = (Vec::new(), 0, 0);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.expect("the body streams without error");
-        chunks += 1;
-        largest = largest.max(chunk.len());
-        bytes.extend_from_slice(&chunk);
+    let (mut bytes, mut chunks, mut largest, mut end) = (Vec::new(), 0, 0, None);
+    while let Some(part) = body.next().await {
+        match part.expect("the body streams without error") {
+            Part::Data(chunk) => {
+                assert!(end.is_none(), "data after the end");
+                chunks += 1;
+                largest = largest.max(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            Part::End { next_after } => {
+                assert!(end.is_none(), "two ends");
+                end = Some(next_after);
+            }
+        }
     }
-    (bytes, chunks, largest)
+    assert_eq!(end.is_some(), paged, "a paged body ends with its cursor, only a paged one");
+    (bytes, chunks, largest, end)
 }
 
+/// A JSON page's rows and the cursor at its end (checked against the one in the headers
+/// where the headers have one).
 async fn json_rows(views: &SqlViews, unit: &SqlUnit, view: &str, query: &str) -> (Vec<Value>, Option<String>) {
     let response = views.serve(unit.view(view).unwrap(), query, None).await.expect("served");
     assert_eq!(response.content_type, "application/json");
-    let next = response.next_after.clone();
-    let (bytes, _, _) = body(response).await;
-    (serde_json::from_slice(&bytes).expect("one JSON array"), next)
+    let (head, small) = (response.next_after.clone(), response.limit <= HEADER_CURSOR_MAX_ROWS);
+    let (bytes, _, _, end) = body(response).await;
+    let end = end.flatten();
+    if small {
+        assert_eq!(head, end, "the headers' cursor is the end's");
+    } else {
+        assert_eq!(head, None, "a large page's cursor is known at its end only");
+    }
+    (serde_json::from_slice(&bytes).expect("one JSON array"), end)
 }
 
 async fn count(client: &tokio_postgres::Client, schema: &str) -> i64 {
@@ -182,7 +204,7 @@ async fn serves_json_ndjson_and_csv() {
 
     let response = views.serve(view, "district=3", Some("application/x-ndjson")).await.unwrap();
     assert_eq!(response.content_type, "application/x-ndjson");
-    let (bytes, _, _) = body(response).await;
+    let (bytes, _, _, _) = body(response).await;
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.ends_with('\n'));
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -191,13 +213,13 @@ async fn serves_json_ndjson_and_csv() {
 
     let response = views.serve(view, "district=2", Some("text/html;q=0.9, text/csv")).await.unwrap();
     assert_eq!(response.content_type, "text/csv; charset=utf-8");
-    let (bytes, _, _) = body(response).await;
+    let (bytes, _, _, _) = body(response).await;
     assert_eq!(
         String::from_utf8(bytes).unwrap(),
         "id,district,height,name,even\n2,2,3,b2,true\n7,2,,b7,false\n12,2,18,b12,true\n17,2,25.5,b17,false\n"
     );
     let response = views.serve(view, "district=3", Some("text/csv")).await.unwrap();
-    let (bytes, _, _) = body(response).await;
+    let (bytes, _, _, _) = body(response).await;
     assert!(
         String::from_utf8(bytes)
             .unwrap()
@@ -262,7 +284,7 @@ async fn keyset_pages_cover_every_row_once() {
     let response = views.serve(unit.view("tall").unwrap(), "skip=4&limit=1000", None).await.unwrap();
     assert_eq!(response.limit, 25);
     assert_eq!(response.next_after.as_deref(), Some("31"));
-    let (bytes, _, _) = body(response).await;
+    let (bytes, _, _, _) = body(response).await;
     assert_eq!(serde_json::from_slice::<Vec<Value>>(&bytes).unwrap().len(), 25);
     let (rows, _) = json_rows(&views, &unit, "tall", "skip=4").await;
     assert_eq!(rows.len(), 25);
@@ -350,7 +372,7 @@ async fn injection_through_parameters_is_inert() {
         let query = serde_urlencoded::to_string([("name", attack)]).unwrap();
         match views.serve(unit.view("by-name").unwrap(), &query, None).await {
             Ok(response) => {
-                let (bytes, _, _) = body(response).await;
+                let (bytes, _, _, _) = body(response).await;
                 assert_eq!(bytes, b"[]", "{attack:?} matched rows: it was not taken as a plain value");
             }
             // PostgreSQL text cannot hold NUL: refused before the database is asked.
@@ -426,7 +448,7 @@ async fn rows_stream_in_bounded_chunks_and_an_abandoned_body_frees_its_connectio
     .await;
     let many = unit.view("many").unwrap();
     let response = views.serve(many, "n=60000", Some("application/x-ndjson")).await.unwrap();
-    let (bytes, chunks, largest) = body(response).await;
+    let (bytes, chunks, largest, _) = body(response).await;
     assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), 60_000);
     assert!(chunks > 50, "the body came in {chunks} chunks");
     assert!(largest < 64 * 1024, "a chunk of {largest} bytes");
@@ -434,11 +456,24 @@ async fn rows_stream_in_bounded_chunks_and_an_abandoned_body_frees_its_connectio
     // Read one chunk and walk away: the connection (pool of one) must come free.
     let response = views.serve(many, "n=60000", None).await.unwrap();
     let mut stream = response.body;
-    assert!(stream.next().await.unwrap().unwrap().starts_with(b"[{\"id\":1,"));
+    let Part::Data(first) = stream.next().await.unwrap().unwrap() else { panic!("no data first") };
+    assert!(first.starts_with(b"[{\"id\":1,"));
     drop(stream);
     let (rows, next) = json_rows(&views, &unit, "many", "n=5&limit=2").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(next.as_deref(), Some("2"));
+
+    // A page larger than HEADER_CURSOR_MAX_ROWS: its cursor is known at its end only (the
+    // row read past the page is not sent); the last page of any size ends without one.
+    let big = HEADER_CURSOR_MAX_ROWS + 5;
+    let (rows, next) = json_rows(&views, &unit, "many", &format!("n=60000&limit={big}")).await;
+    assert_eq!(rows.len() as u64, big);
+    assert_eq!(next, Some(big.to_string()));
+    let (rows, next) = json_rows(&views, &unit, "many", &format!("n=60000&limit={big}&after=50000")).await;
+    assert_eq!((rows.len(), rows[0]["id"].as_i64()), (10_000, Some(50_001)));
+    assert_eq!(next, None);
+    let (rows, next) = json_rows(&views, &unit, "many", &format!("n={big}&limit={big}")).await;
+    assert_eq!((rows.len() as u64, next), (big, None), "a page that ends at the last row has no cursor");
 }
 
 #[tokio::test]
@@ -532,7 +567,7 @@ async fn a_full_pool_is_unavailable_after_the_connect_timeout() {
     let err = views.serve(view, "", None).await.unwrap_err();
     assert!(matches!(&err, SqlError::Unavailable { message, .. } if message.contains("no free connection")), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    let (bytes, _, _) = body(held).await;
+    let (bytes, _, _, _) = body(held).await;
     assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), 10_001, "header and every row");
     let (rows, _) = json_rows(&views, &unit, "rows", "limit=3").await;
     assert_eq!(rows, [json!({"id": 1}), json!({"id": 2}), json!({"id": 3})]);

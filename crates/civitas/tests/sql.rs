@@ -29,6 +29,19 @@ fn psql(url: &str, sql: &str) {
     assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// One raw HTTP/1.1 GET (`extra` header lines), read until the server closes: the answer
+/// as lower-case text, chunked framing and trailers included.
+async fn raw_get(base: &str, path: &str, extra: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{extra}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
 fn unit(schema: &str, query: &str) -> Value {
     json!([
         {"@type": "Site", "name": "urn:site:city", "version": "1", "tier": "cloud", "region": "eu"},
@@ -109,6 +122,18 @@ async fn sql_views_are_checked_at_apply_and_served_from_the_database() {
     }
     let expected: Vec<i64> = (1..=250).filter(|g| g % 3 == 1).collect();
     assert_eq!(seen, expected);
+
+    // The cursor also ends the body as trailers, for clients that take them (`TE: trailers`):
+    // the only place it is on pages too large to know it before the first row.
+    let path = "/data/urn:city:buildings/by-district?district=1&limit=50";
+    let answer = raw_get(&node.url, path, "TE: trailers\r\n").await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    assert!(head.contains("\r\ntrailer: civitas-next-after, link"), "{head}");
+    assert!(head.contains("\r\ncivitas-next-after: 148\r\n"), "{head}");
+    assert!(body.contains("\r\n0\r\ncivitas-next-after: 148\r\n"), "{body}");
+    assert!(body.contains("link: </data/urn:city:buildings/by-district?district=1&limit=50&after=148>; rel=\"next\""));
+    let last = raw_get(&node.url, &format!("{path}&after=148"), "TE: trailers\r\n").await;
+    assert!(last.ends_with("\r\n0\r\n\r\n") && !last.contains("civitas-next-after:"), "{last}");
 
     // NDJSON and CSV by Accept.
     let nd =

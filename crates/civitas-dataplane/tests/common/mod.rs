@@ -126,7 +126,8 @@ impl Upstream {
 }
 
 /// Behaviour by the last path segment: `sleep` (3 s before the head), `stall` (5 bytes, then
-/// nothing), `late-body` (the head at once, a chunk 1.5 s later), `hop` (hop-by-hop headers in the answer), `big?n=BYTES` (a streamed body of
+/// nothing), `late-body` (the head at once, a chunk 1.5 s later), `hop` (hop-by-hop headers in the answer), `trailers` (a chunked body ending with
+/// the trailer `x-checksum: abc`, sent when the request has `TE: trailers`), `big?n=BYTES` (a streamed body of
 /// that size); anything else echoes the request as JSON.
 pub async fn upstream(name: &'static str) -> Upstream {
     let hits = Arc::new(AtomicUsize::new(0));
@@ -174,6 +175,18 @@ async fn answer(name: &'static str, req: Request) -> Response {
             .header("x-kept", "yes")
             .body(Body::from("hop"))
             .unwrap(),
+        "trailers" => {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-checksum", "abc".parse().unwrap());
+            let frames = futures::stream::iter([
+                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"rows"))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            Response::builder()
+                .header("trailer", "x-checksum")
+                .body(Body::new(http_body_util::StreamBody::new(frames)))
+                .unwrap()
+        }
         "big" => {
             let n: u64 =
                 req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|n| n.parse().ok()).unwrap_or(1 << 20);
