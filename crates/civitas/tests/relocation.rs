@@ -629,4 +629,17 @@ async fn each_update_strategy_keeps_its_replica_fresh() {
     .await;
     let again = v.civitas(&["replicas", "delete", scripted]).fails_with(1).to_string();
     assert!(again.contains("holds no replica"), "{again}");
+
+    // The owner deletes the unit (and its instances, the replicas' registrations with it):
+    // the replicas of its views retire by themselves, their data going after the grace period.
+    let left: Vec<Value> = api(&v, "/api/v1/replicas").await["items"].as_array().unwrap().clone();
+    assert!(!left.is_empty(), "plain and partial still have replicas");
+    let dirs: Vec<_> =
+        left.iter().map(|r| dir.join("data-vienna").join("replicas").join(r["id"].as_str().unwrap())).collect();
+    assert!(dirs.iter().all(|d| d.is_dir()));
+    m.civitas(&["delete", "unit", "urn:city:live", "--cascade"]).ok();
+    eventually("the replicas of a deleted unit are retired and their data deleted", &v, || async {
+        api(&v, "/api/v1/replicas").await["items"].as_array().unwrap().is_empty() && dirs.iter().all(|d| !d.exists())
+    })
+    .await;
 }

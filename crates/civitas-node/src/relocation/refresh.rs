@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use civitas_model::Urn;
+use civitas_catalog::CatalogError;
+use civitas_model::{Document, Kind, Urn};
 use civitas_replica::{ReplicaId, ResourceKey, SnapshotProgress, SnapshotRequest};
 use tokio::sync::watch;
 
@@ -19,6 +20,9 @@ const TICK: Duration = Duration::from_millis(250);
 const REGISTER_RETRY: Duration = Duration::from_secs(2);
 /// An interrupted object copy is resumed this often.
 const RESUME_RETRY: Duration = Duration::from_secs(3);
+/// How often a serving replica's unit owner is asked whether the unit still declares the
+/// view (an orphaned replica is retired, see [`Relocation::view_is_gone`]).
+const UNIT_CHECK: Duration = Duration::from_secs(10);
 
 impl Relocation {
     /// Runs until `shutdown`: registers copied replicas, refreshes due ones, deletes
@@ -26,6 +30,8 @@ impl Relocation {
     pub(super) async fn refresh_loop(self, mut shutdown: watch::Receiver<bool>) {
         // When each view is next due (not persisted: after a restart everything is due).
         let mut due: HashMap<Urn, SystemTime> = HashMap::new();
+        // When each serving replica's unit is next checked (after a restart: at once).
+        let mut unit_due: HashMap<Urn, SystemTime> = HashMap::new();
         let mut retired: Vec<(ReplicaId, SystemTime)> = Vec::new();
         let (retire_tx, mut retire_rx) = tokio::sync::mpsc::unbounded_channel::<ReplicaId>();
         let grace = Duration::from_secs(self.inner.deps.replicas.retire_grace_seconds);
@@ -89,9 +95,17 @@ impl Relocation {
                     ReplicaPhase::Serving => now + period,
                 };
                 due.insert(record.view.clone(), next_due);
+                let check_unit =
+                    record.phase == ReplicaPhase::Serving && unit_due.get(&record.view).is_none_or(|at| *at <= now);
+                if check_unit {
+                    unit_due.insert(record.view.clone(), now + UNIT_CHECK);
+                }
                 tokio::spawn(async move {
                     let view = record.view.clone();
                     match record.phase {
+                        ReplicaPhase::Serving if check_unit && this.view_is_gone(&record).await => {
+                            this.retire_orphan(record).await
+                        }
                         ReplicaPhase::Copied => this.register_copied(record).await,
                         ReplicaPhase::Serving => this.refresh(record, retire).await,
                         ReplicaPhase::Copying => this.resume_copy(record).await,
@@ -99,6 +113,59 @@ impl Relocation {
                     this.release(&view);
                 });
             }
+        }
+    }
+
+    /// Whether the unit owner's catalog definitely no longer declares the replica's view:
+    /// the unit is gone (404) or its document lists no view of that name. Anything less
+    /// certain (an unreachable owner, a refusal, an unreadable answer) is `false`: a
+    /// replica is never dropped for a network blip.
+    async fn view_is_gone(&self, record: &ReplicaRecord) -> bool {
+        match &record.owner {
+            None => match self.inner.deps.catalog.get(Kind::DataUnit, &record.unit, None).await.map(|s| s.document()) {
+                Ok(Ok(Document::DataUnit(unit))) => !unit.views.iter().any(|v| v.name == record.view),
+                Err(CatalogError::NotFound { .. }) => true,
+                _ => false,
+            },
+            Some(owner) => {
+                let url = format!("{owner}/api/v1/units/{}", record.unit);
+                let Ok(response) = self.inner.http.get(&url).send().await else { return false };
+                match response.status() {
+                    reqwest::StatusCode::NOT_FOUND => true,
+                    status if status.is_success() => match response.json::<serde_json::Value>().await {
+                        // Views are named in full or relative to the unit in documents.
+                        Ok(doc) => doc["views"].as_array().is_some_and(|views| {
+                            let local = record.view.as_str().rsplit(':').next();
+                            !views.iter().any(|v| {
+                                let name = v["name"].as_str();
+                                name == Some(record.view.as_str()) || name == local
+                            })
+                        }),
+                        Err(_) => false,
+                    },
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    /// Retires a replica whose view its owner no longer declares, as `replicas delete`
+    /// would (its instance went with the unit): no longer served or refreshed, its data
+    /// deleted after the grace period.
+    async fn retire_orphan(&self, mut record: ReplicaRecord) {
+        tracing::warn!(
+            view = %record.view, replica = %record.id,
+            "the unit owner no longer declares this view; retiring its replica"
+        );
+        // Best effort: the instance normally went with the unit (or the view).
+        if let Err(e) = self.deregister(&record).await {
+            tracing::debug!(view = %record.view, error = %e, "deregistering an orphaned replica");
+        }
+        record.retiring_at_unix_ms = Some(unix_ms(SystemTime::now()));
+        record.last_error = Some("its unit owner no longer declares the view".into());
+        self.put_record(record);
+        if let Err(e) = self.persist().await {
+            tracing::warn!(error = %e, "cannot persist a retired replica (retried at the next check)");
         }
     }
 
