@@ -165,7 +165,7 @@ impl Relocation {
         record.last_error = Some("its unit owner no longer declares the view".into());
         self.put_record(record);
         if let Err(e) = self.persist().await {
-            tracing::warn!(error = %e, "cannot persist a retired replica (retried at the next check)");
+            tracing::warn!(error = %e, "cannot persist a retired replica now (its deletion after the grace period persists the state again)");
         }
     }
 
