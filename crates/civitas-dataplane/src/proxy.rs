@@ -363,8 +363,7 @@ impl DataPlane {
         } else {
             RoutePolicy::Origin
         };
-        let node_site = shared.config.node_site.as_ref().and_then(|s| table.site_index(s.as_str()));
-        let instance = match table.choose(view, policy, node_site) {
+        let instance = match self.choose(&table, view, policy) {
             Ok(i) => i,
             Err(miss) => {
                 let detail = match miss {
@@ -521,6 +520,17 @@ impl DataPlane {
         }
     }
 
+    /// The instance of `view` that `table` routes this node's reads to under `policy`.
+    fn choose<'t>(
+        &self,
+        table: &RouteTable,
+        view: &'t ViewRoute,
+        policy: RoutePolicy,
+    ) -> Result<&'t Arc<InstanceTarget>, NoInstance> {
+        let node_site = self.shared.config.node_site.as_ref().and_then(|s| table.site_index(s.as_str()));
+        table.choose(view, policy, node_site)
+    }
+
     /// Holds a read of a view being copied to this node while [`hold_budget`] allows, and
     /// returns the route table that routes it to the new replica; `None`: go on with the
     /// table the request started with (no copy, not a plain read, the copy ended without a
@@ -542,8 +552,7 @@ impl DataPlane {
         let view = resolved.ok()?.view;
         let started = shared.copies.copy_started(&view.name)?;
         let policy = self.view_policy(&view.name);
-        let node_site = shared.config.node_site.as_ref().and_then(|s| table.site_index(s.as_str()));
-        if table.choose(view, policy, node_site).ok()?.role != InstanceRole::Origin {
+        if self.choose(table, view, policy).ok()?.role != InstanceRole::Origin {
             return None;
         }
         let recent = shared.metrics.view(&view.name, arrival.into_std()).recent();
@@ -556,9 +565,8 @@ impl DataPlane {
         tracing::debug!(view = %name, budget_ms = budget.as_millis() as u64, "read held for the view's copy");
         loop {
             let current = shared.routes.current();
-            let node_site = shared.config.node_site.as_ref().and_then(|s| current.site_index(s.as_str()));
             if let Ok(v) = current.view(unit.as_str(), name.as_str())
-                && current.choose(v, policy, node_site).is_ok_and(|i| i.role != InstanceRole::Origin)
+                && self.choose(&current, v, policy).is_ok_and(|i| i.role != InstanceRole::Origin)
             {
                 shared.metrics.holds_served_by_replica.inc();
                 return Some(current);

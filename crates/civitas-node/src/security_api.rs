@@ -364,17 +364,16 @@ pub(crate) async fn replica_read(
 /// A read check's refusal as the problem document a client gets (401 with the
 /// challenge, 403, 503, 400), at `path`.
 pub(crate) fn refusal_response(refusal: GuardRefusal, path: &str) -> Response {
-    let (status, slug, title, detail, challenge) = match refusal {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let (slug, title, detail, challenge) = match refusal {
         GuardRefusal::Unauthenticated { detail, challenge } => {
-            (StatusCode::UNAUTHORIZED, "unauthenticated", "Not authenticated", detail, challenge)
+            ("unauthenticated", "Not authenticated", detail, challenge)
         }
-        GuardRefusal::Forbidden { detail } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail, None),
+        GuardRefusal::Forbidden { detail } => ("forbidden", "Forbidden", detail, None),
         GuardRefusal::Other { unavailable: true, detail } => {
-            (StatusCode::SERVICE_UNAVAILABLE, "identity-provider-unavailable", "Unavailable", detail, None)
+            ("identity-provider-unavailable", "Unavailable", detail, None)
         }
-        GuardRefusal::Other { unavailable: false, detail } => {
-            (StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail, None)
-        }
+        GuardRefusal::Other { unavailable: false, detail } => ("bad-request", "Bad request", detail, None),
     };
     let mut resp = Problem::new(status, slug, title, detail).at(path).into_response();
     if let Some(c) = challenge {

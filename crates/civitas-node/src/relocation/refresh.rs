@@ -121,31 +121,29 @@ impl Relocation {
     /// certain (an unreachable owner, a refusal, an unreadable answer) is `false`: a
     /// replica is never dropped for a network blip.
     async fn view_is_gone(&self, record: &ReplicaRecord) -> bool {
-        match &record.owner {
-            None => match self.inner.deps.catalog.get(Kind::DataUnit, &record.unit, None).await.map(|s| s.document()) {
-                Ok(Ok(Document::DataUnit(unit))) => !unit.views.iter().any(|v| v.name == record.view),
-                Err(CatalogError::NotFound { .. }) => true,
-                _ => false,
+        let unit = match &record.owner {
+            None => match self.inner.deps.catalog.get(Kind::DataUnit, &record.unit, None).await {
+                Ok(stored) => stored.document().ok(),
+                Err(CatalogError::NotFound { .. }) => return true,
+                Err(_) => return false,
             },
             Some(owner) => {
                 let url = format!("{owner}/api/v1/units/{}", record.unit);
                 let Ok(response) = self.inner.http.get(&url).send().await else { return false };
                 match response.status() {
-                    reqwest::StatusCode::NOT_FOUND => true,
-                    status if status.is_success() => match response.json::<serde_json::Value>().await {
-                        // Views are named in full or relative to the unit in documents.
-                        Ok(doc) => doc["views"].as_array().is_some_and(|views| {
-                            let local = record.view.as_str().rsplit(':').next();
-                            !views.iter().any(|v| {
-                                let name = v["name"].as_str();
-                                name == Some(record.view.as_str()) || name == local
-                            })
-                        }),
-                        Err(_) => false,
-                    },
-                    _ => false,
+                    reqwest::StatusCode::NOT_FOUND => return true,
+                    status if status.is_success() => response
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|doc| Document::decode_as(&doc, Kind::DataUnit).ok()),
+                    _ => return false,
                 }
             }
+        };
+        match unit {
+            Some(Document::DataUnit(unit)) => !unit.views.iter().any(|v| v.name == record.view),
+            _ => false,
         }
     }
 
