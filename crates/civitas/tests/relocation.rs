@@ -637,6 +637,21 @@ async fn each_update_strategy_keeps_its_replica_fresh() {
     let dirs: Vec<_> =
         left.iter().map(|r| dir.join("data-vienna").join("replicas").join(r["id"].as_str().unwrap())).collect();
     assert!(dirs.iter().all(|d| d.is_dir()));
+    // A view dropped from the unit (its replica's instance deleted at the owner first, as
+    // the catalog requires, then the unit re-applied without `partial`): only its replica goes.
+    m.civitas(&["delete", "instance", "urn:city:live:replica:vienna:partial"]).ok();
+    let without_partial = json!({"@type": "DataUnit", "name": "urn:city:live", "version": "2",
+        "metainformation": {"type": "rest"},
+        "views": [{"name": "plain", "link": "/plain", "updateFrequency": {"period": "PT1S"}},
+                  {"name": "scripted", "link": "/scripted", "updateFrequency": {"period": "PT1S"}}]});
+    let unit_v2 = write_file(dir, "unit-v2.json", &without_partial.to_string());
+    m.civitas(&["apply", "-f", unit_v2.to_str().unwrap()]).ok();
+    eventually("the replica of a view its unit no longer declares is retired", &v, || async {
+        let items = api(&v, "/api/v1/replicas").await["items"].as_array().unwrap().clone();
+        items.iter().all(|r| r["view"] != "urn:city:live:partial")
+            && items.iter().any(|r| r["view"] == "urn:city:live:plain")
+    })
+    .await;
     m.civitas(&["delete", "unit", "urn:city:live", "--cascade"]).ok();
     eventually("the replicas of a deleted unit are retired and their data deleted", &v, || async {
         api(&v, "/api/v1/replicas").await["items"].as_array().unwrap().is_empty() && dirs.iter().all(|d| !d.exists())
