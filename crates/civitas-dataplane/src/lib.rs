@@ -22,6 +22,9 @@
 //! - a validation cache (`revalidate.rs`): the last answer to a plain `GET` with a strong
 //!   `ETag` is kept, the next identical request goes upstream with `If-None-Match`, and a
 //!   `304` is answered from the kept body — the upstream still decides every request.
+//!   While the SDD is inactive nothing is looked up, but the latest answer is still kept
+//!   (at most once a second per request), so that a copy of a view to this node can ask
+//!   its source whether that answer holds instead of fetching it again ([`KeptAnswers`]).
 //!
 //! What it is not: not an open proxy, not a TLS terminator or HTTPS tunnel (no `CONNECT`),
 //! not a cache that answers without asking the upstream, and not an HTTP server — the node owns the
@@ -63,6 +66,7 @@ pub use proxy::{
     CLIENT_SITE_HEADER, DataPlane, GuardRefusal, INSTANCE_HEADER, ROUTE_HEADER, ReadGuard, has_dot_segment,
     percent_decode, variant,
 };
+pub use revalidate::{KeptAnswer, KeptAnswers};
 pub use routes::{RouteHandle, RouteTable};
 
 /// The error type of proxied bodies.

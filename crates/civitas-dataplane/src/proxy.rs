@@ -34,7 +34,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::hold::{CopyBoard, hold_budget};
 use crate::metrics::{PlaneMetrics, ViewMetrics};
 use crate::observe::ObservationSender;
-use crate::revalidate::ValidationCache;
+use crate::revalidate::{KeptAnswers, ValidationCache};
 use crate::routes::{ForwardMiss, InstanceTarget, NoInstance, RouteHandle, RouteTable, ViewRoute};
 use crate::{BoxError, ProxyBody};
 
@@ -240,9 +240,15 @@ impl DataPlane {
         &self.shared.copies
     }
 
+    /// The answers this data plane keeps, for copies of views to this node.
+    pub fn kept_answers(&self) -> KeptAnswers {
+        KeptAnswers::new(self.shared.cache.clone())
+    }
+
     /// Switches the validation cache on or off (it starts off; a node switches it with
     /// the SDD's activation, so that with the framework inactive the proxy only forwards).
-    /// Off, nothing is stored or looked up; stored answers stay for the next time.
+    /// Off, nothing is looked up and no request is made conditional; the latest answer
+    /// to a request is still kept, at most once per second ([`KeptAnswers`]).
     pub fn set_revalidation(&self, on: bool) {
         self.shared.revalidating.store(on, Ordering::Relaxed);
     }
@@ -432,8 +438,14 @@ impl DataPlane {
         parts.version = Version::HTTP_11;
         parts.extensions.clear();
         // A kept answer to the same request: ask the upstream whether it still holds.
-        let cached = shared.cache.as_ref().filter(|_| shared.revalidating.load(Ordering::Relaxed)).and_then(|cache| {
+        // Inactive, only forward, but keep the latest answer now and then: a copy of the
+        // view to this node starts from it (`KeptAnswers`).
+        let revalidating = shared.revalidating.load(Ordering::Relaxed);
+        let cached = shared.cache.as_ref().and_then(|cache| {
             let key = ValidationCache::key(&parts.method, &parts.uri, &parts.headers)?;
+            if !revalidating {
+                return cache.keep_due(&key).then_some((cache, key, None));
+            }
             let stored = cache.get(&key);
             if let Some(s) = &stored {
                 parts.headers.insert(header::IF_NONE_MATCH, s.etag.clone());
@@ -451,6 +463,7 @@ impl DataPlane {
             let state = Arc::new(UploadState::new());
             (RequestBody::new(body, idle, Arc::clone(&state)).boxed_unsync(), Some(state))
         };
+        let kept_as = cached.as_ref().and_then(|_| obs.variant.clone()).map(|v| (Arc::clone(&view.name), v));
         let retry = (empty && (parts.method == Method::GET || parts.method == Method::HEAD))
             .then(|| (parts.method.clone(), parts.uri.clone(), parts.headers.clone()));
         let upstream = Request::from_parts(parts, upstream_body);
@@ -487,7 +500,7 @@ impl DataPlane {
                         _ => match cache.storable(status, &rparts.headers) {
                             Some(etag) => {
                                 let length = incoming.size_hint().exact().unwrap_or(0) as usize;
-                                capture = Some(cache.capture(key, etag, rparts.headers.clone(), length));
+                                capture = Some(cache.capture(key, kept_as, etag, rparts.headers.clone(), length));
                             }
                             None => cache.remove(&key),
                         },

@@ -22,9 +22,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use civitas_model::Urn;
 use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Uri};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -48,8 +51,15 @@ pub(crate) struct Stored {
     pub(crate) headers: HeaderMap,
     /// Its body.
     pub(crate) body: Bytes,
+    /// The view and variant (path and query below the view) the answer is of.
+    of: Option<(Arc<Urn>, PathAndQuery)>,
+    stored_at: Instant,
     last_used: AtomicU64,
 }
+
+/// While the SDD is inactive an answer is kept at most this often per request: enough for
+/// a copy of the view to start from a recent answer, cheap on the proxy's path.
+pub(crate) const KEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Shard {
@@ -136,6 +146,29 @@ impl ValidationCache {
         Some(Arc::clone(stored))
     }
 
+    /// Whether an answer to `key` should be kept now while the cache is not used: none is
+    /// kept, or the kept one is older than [`KEEP_INTERVAL`].
+    pub(crate) fn keep_due(&self, key: &Key) -> bool {
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.entries.get(key).is_none_or(|s| s.stored_at.elapsed() >= KEEP_INTERVAL)
+    }
+
+    /// The most recently stored answer of `view`'s `variant`, whatever request fetched it.
+    /// Scans every entry: called once per copy of a view, not per request.
+    pub(crate) fn kept(&self, view: &Urn, variant: &str) -> Option<Arc<Stored>> {
+        let mut best: Option<Arc<Stored>> = None;
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for stored in shard.entries.values() {
+                let matches = stored.of.as_ref().is_some_and(|(v, p)| **v == *view && p.as_str() == variant);
+                if matches && best.as_ref().is_none_or(|b| b.stored_at < stored.stored_at) {
+                    best = Some(Arc::clone(stored));
+                }
+            }
+        }
+        best
+    }
+
     /// Whether an upstream answer may be stored: its strong `ETag` if so.
     pub(crate) fn storable(&self, status: u16, headers: &HeaderMap) -> Option<HeaderValue> {
         if status != 200 || headers.contains_key(header::SET_COOKIE) {
@@ -169,16 +202,38 @@ impl ValidationCache {
     }
 
     /// Starts capturing a body of `length` bytes, stored under `key` if it arrives whole.
-    pub(crate) fn capture(self: &Arc<Self>, key: Key, etag: HeaderValue, headers: HeaderMap, length: usize) -> Capture {
-        Capture { cache: Arc::clone(self), key, etag, headers, body: BytesMut::with_capacity(length), length }
+    /// `of` names the view and variant the answer is of (see [`ValidationCache::kept`]).
+    pub(crate) fn capture(
+        self: &Arc<Self>,
+        key: Key,
+        of: Option<(Arc<Urn>, PathAndQuery)>,
+        etag: HeaderValue,
+        headers: HeaderMap,
+        length: usize,
+    ) -> Capture {
+        Capture { cache: Arc::clone(self), key, of, etag, headers, body: BytesMut::with_capacity(length), length }
     }
 
-    fn insert(&self, key: Key, etag: HeaderValue, headers: HeaderMap, body: Bytes) {
+    fn insert(
+        &self,
+        key: Key,
+        of: Option<(Arc<Urn>, PathAndQuery)>,
+        etag: HeaderValue,
+        headers: HeaderMap,
+        body: Bytes,
+    ) {
         if body.len() > self.max_entry_bytes {
             return;
         }
         let size = body.len();
-        let stored = Arc::new(Stored { etag, headers, body, last_used: AtomicU64::new(self.tick()) });
+        let stored = Arc::new(Stored {
+            etag,
+            headers,
+            body,
+            of,
+            stored_at: Instant::now(),
+            last_used: AtomicU64::new(self.tick()),
+        });
         let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
         let mut delta = size as i64;
         if let Some(old) = shard.entries.insert(key, stored) {
@@ -231,7 +286,7 @@ impl ValidationCache {
         self.not_modified.inc();
         if headers != stored.headers {
             let etag = headers.get(header::ETAG).cloned().unwrap_or_else(|| stored.etag.clone());
-            self.insert(key.clone(), etag, headers.clone(), stored.body.clone());
+            self.insert(key.clone(), stored.of.clone(), etag, headers.clone(), stored.body.clone());
         }
         headers
     }
@@ -241,6 +296,7 @@ impl ValidationCache {
 pub(crate) struct Capture {
     cache: Arc<ValidationCache>,
     key: Key,
+    of: Option<(Arc<Urn>, PathAndQuery)>,
     etag: HeaderValue,
     headers: HeaderMap,
     body: BytesMut,
@@ -271,8 +327,50 @@ impl Capture {
     /// The body ended cleanly: stored if it is exactly as long as declared.
     pub(crate) fn finish(self) {
         if self.body.len() == self.length {
-            self.cache.insert(self.key, self.etag, self.headers, self.body.freeze());
+            self.cache.insert(self.key, self.of, self.etag, self.headers, self.body.freeze());
         }
+    }
+}
+
+/// The answers a data plane keeps, as seen by a copy of a view to its node: a copy asks
+/// its source whether a kept answer still holds (`If-None-Match`) instead of fetching it
+/// again over the link (see `docs/replicas.md`, "Copies start from kept answers").
+#[derive(Clone)]
+pub struct KeptAnswers(Option<Arc<ValidationCache>>);
+
+/// One kept answer of a view's variant.
+#[derive(Debug, Clone)]
+pub struct KeptAnswer {
+    /// Its strong `ETag`, as sent.
+    pub etag: String,
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its `Last-Modified`.
+    pub last_modified: Option<String>,
+    /// Its body.
+    pub body: Bytes,
+    /// How long ago it was stored or confirmed.
+    pub age: Duration,
+}
+
+impl KeptAnswers {
+    pub(crate) fn new(cache: Option<Arc<ValidationCache>>) -> KeptAnswers {
+        KeptAnswers(cache)
+    }
+
+    /// The latest kept answer of `view`'s `variant` (`/` for the view's own resource,
+    /// `/path?query` below it, as in observations); `None` when there is none or the cache
+    /// is switched off.
+    pub fn find(&self, view: &Urn, variant: &str) -> Option<KeptAnswer> {
+        let stored = self.0.as_ref()?.kept(view, variant)?;
+        let text = |name: header::HeaderName| stored.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Some(KeptAnswer {
+            etag: stored.etag.to_str().ok()?.to_owned(),
+            content_type: text(header::CONTENT_TYPE),
+            last_modified: text(header::LAST_MODIFIED),
+            body: stored.body.clone(),
+            age: stored.stored_at.elapsed(),
+        })
     }
 }
 
@@ -345,13 +443,13 @@ mod tests {
         let c = Arc::new(ValidationCache::new(1 << 20, 1000).unwrap());
         let key = ValidationCache::key(&Method::GET, &uri("http://o/a"), &HeaderMap::new()).unwrap();
         let etag = HeaderValue::from_static("\"1\"");
-        let mut cut = c.capture(key.clone(), etag.clone(), HeaderMap::new(), 6);
+        let mut cut = c.capture(key.clone(), None, etag.clone(), HeaderMap::new(), 6);
         assert_eq!(cut.push(b"abc"), CaptureState::Partial);
         cut.finish();
         assert!(c.get(&key).is_none(), "a body shorter than declared is not kept");
-        let mut long = c.capture(key.clone(), etag.clone(), HeaderMap::new(), 2);
+        let mut long = c.capture(key.clone(), None, etag.clone(), HeaderMap::new(), 2);
         assert_eq!(long.push(b"abc"), CaptureState::Overflow);
-        let mut whole = c.capture(key.clone(), etag.clone(), HeaderMap::new(), 6);
+        let mut whole = c.capture(key.clone(), None, etag.clone(), HeaderMap::new(), 6);
         assert_eq!(whole.push(b"abc"), CaptureState::Partial);
         assert_eq!(whole.push(b"def"), CaptureState::Complete);
         whole.finish();
@@ -374,7 +472,7 @@ mod tests {
             ("content-length", "3"),
             ("date", "old"),
         ]);
-        let mut cap = c.capture(key.clone(), HeaderValue::from_static("\"1\""), stored_headers, 3);
+        let mut cap = c.capture(key.clone(), None, HeaderValue::from_static("\"1\""), stored_headers, 3);
         assert_eq!(cap.push(b"abc"), CaptureState::Complete);
         cap.finish();
         let stored = c.get(&key).unwrap();
@@ -394,7 +492,7 @@ mod tests {
         let mut keys = Vec::new();
         for i in 0..200 {
             let key = ValidationCache::key(&Method::GET, &uri(&format!("http://o/{i}")), &HeaderMap::new()).unwrap();
-            let mut cap = c.capture(key.clone(), HeaderValue::from_static("\"1\""), HeaderMap::new(), 60);
+            let mut cap = c.capture(key.clone(), None, HeaderValue::from_static("\"1\""), HeaderMap::new(), 60);
             assert_eq!(cap.push(&[b'x'; 60]), CaptureState::Complete);
             cap.finish();
             keys.push(key);

@@ -60,9 +60,19 @@ async fn an_unchanged_answer_crosses_as_a_304_and_a_changed_one_in_full() {
     let url = format!("http://{}/blocks/?limit=5", o.addr);
     // Off until switched on (a node does with the SDD): a plain proxy.
     for _ in 0..2 {
-        assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
     }
     assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (2, 0));
+    // …that still keeps the latest answer, found by view and variant (a copy starts from it).
+    let view = Urn::parse(&format!("{UNIT}:blocks")).unwrap();
+    let kept = p.plane.kept_answers().find(&view, "/?limit=5").expect("the inactive proxy keeps the latest answer");
+    assert_eq!(kept.etag, "\"v1\"");
+    assert_eq!(kept.content_type.as_deref(), Some("application/json"));
+    assert!(std::str::from_utf8(&kept.body).unwrap().starts_with("{\"version\":1,"));
+    assert!(p.plane.kept_answers().find(&view, "/").is_none(), "another variant");
+    assert!(p.plane.kept_answers().find(&Urn::parse(&format!("{UNIT}:other")).unwrap(), "/?limit=5").is_none());
     o.full.store(0, Ordering::SeqCst);
     p.plane.set_revalidation(true);
 
@@ -76,7 +86,8 @@ async fn an_unchanged_answer_crosses_as_a_304_and_a_changed_one_in_full() {
         assert_eq!(again.headers()["etag"], "\"v1\"");
         assert_eq!(again.text().await.unwrap(), first);
     }
-    assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (1, 3));
+    // The answer kept while inactive is revalidated from the first active read on.
+    assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (0, 4));
 
     // Never stale: the origin decides every time.
     o.version.store(2, Ordering::SeqCst);
@@ -84,7 +95,7 @@ async fn an_unchanged_answer_crosses_as_a_304_and_a_changed_one_in_full() {
     assert!(changed.contains("\"version\":2"), "{changed}");
     let again = c.get(&url).send().await.unwrap().text().await.unwrap();
     assert_eq!(again, changed);
-    assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (2, 4));
+    assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (1, 5));
 
     // A client's own condition is the client's business: its 304 passes through.
     let own = c.get(&url).header("if-none-match", "\"v2\"").send().await.unwrap();
@@ -108,6 +119,8 @@ async fn switched_off_every_answer_crosses_in_full() {
         assert_eq!(c.get(format!("http://{}/blocks/", o.addr)).send().await.unwrap().status(), 200);
     }
     assert_eq!((o.full.load(Ordering::SeqCst), o.not_modified.load(Ordering::SeqCst)), (3, 0));
+    let view = Urn::parse(&format!("{UNIT}:blocks")).unwrap();
+    assert!(p.plane.kept_answers().find(&view, "/").is_none(), "nothing is kept either");
 }
 
 /// A slow origin and a "replica" (another server) that appears in the route table while a

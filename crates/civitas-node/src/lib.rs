@@ -234,6 +234,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             views: Arc::clone(&sql_views),
         }),
         copies: dataplane.copies().clone(),
+        kept: dataplane.kept_answers(),
     })
     .await
     .map_err(NodeError::Relocation)?;

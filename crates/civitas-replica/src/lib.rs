@@ -38,5 +38,7 @@ pub use store::{
     Manifest, ManifestEntry, RecoveryReport, Replica, ReplicaStore, ReplicaWriter, ResourceHead, ResourceMeta,
     ResourceWriter, StoredResponse,
 };
-pub use strategies::http_snapshot::{HttpSnapshot, Revalidation, SnapshotConfig, SnapshotProgress, SnapshotRequest};
+pub use strategies::http_snapshot::{
+    HttpSnapshot, Revalidation, Seed, SnapshotConfig, SnapshotProgress, SnapshotRequest,
+};
 pub use strategies::object_copy::{ObjectCopy, ObjectCopyConfig, ObjectRequest};

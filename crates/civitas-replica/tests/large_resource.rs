@@ -68,6 +68,7 @@ async fn a_256_mib_resource_is_copied_with_flat_memory_and_verified() {
         replica_id: ReplicaId::new("big").unwrap(),
         endpoint: format!("http://{addr}/big"),
         variants: vec![String::new()],
+        seeds: Vec::new(),
     };
     let (progress, rx) = watch::channel(SnapshotProgress::default());
     let before = peak_rss_kib();

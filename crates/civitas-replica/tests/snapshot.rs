@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use civitas_replica::{
-    HttpSnapshot, ReplicaError, ReplicaId, ReplicaStore, ResourceKey, Revalidation, SnapshotConfig, SnapshotProgress,
-    SnapshotRequest,
+    HttpSnapshot, ReplicaError, ReplicaId, ReplicaStore, ResourceKey, Revalidation, Seed, SnapshotConfig,
+    SnapshotProgress, SnapshotRequest,
 };
 use http::{StatusCode, header};
 use support::{LAST_MODIFIED, files_below, read_body, start_origin, view_body, wait_for};
@@ -21,6 +21,7 @@ fn request(id: &str, endpoint: String, variants: &[&str]) -> SnapshotRequest {
         replica_id: ReplicaId::new(id).unwrap(),
         endpoint,
         variants: variants.iter().map(|v| v.to_string()).collect(),
+        seeds: Vec::new(),
     }
 }
 
@@ -45,7 +46,10 @@ async fn snapshot_keeps_status_headers_and_bodies_byte_for_byte() {
     // The duplicate variant is copied once; progress says everything was done.
     assert_eq!(replica.manifest.resources.len(), 4);
     let total: u64 = variants[..4].iter().map(|v| view_body(v.trim_start_matches('?')).len() as u64).sum();
-    assert_eq!(*progress_rx.borrow(), SnapshotProgress { resources_total: 4, resources_done: 4, bytes_copied: total });
+    assert_eq!(
+        *progress_rx.borrow(),
+        SnapshotProgress { resources_total: 4, resources_done: 4, bytes_copied: total, bytes_seeded: 0 }
+    );
     assert_eq!(replica.manifest.total_bytes, total);
 
     let store = snapshot.store();
@@ -370,4 +374,47 @@ async fn the_views_own_resource_is_fetched_at_the_endpoint_as_written() {
         assert_eq!(stored.status, StatusCode::OK, "{variant}");
         assert_eq!(read_body(stored.body).await, view_body(query), "{variant}");
     }
+}
+
+#[tokio::test]
+async fn a_seed_the_origin_confirms_is_stored_without_fetching_and_a_stale_one_is_fetched() {
+    let origin = start_origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = copier(dir.path()).await;
+    let seed = |etag: &str| Seed {
+        variant: String::new(),
+        etag: etag.into(),
+        content_type: Some("text/plain".into()),
+        last_modified: None,
+        // Not the origin's bytes: shows where the stored body came from. The contract is
+        // the origin's `304`, which says the seed's representation is current.
+        body: bytes::Bytes::from_static(b"kept by the data plane"),
+    };
+
+    let mut confirmed = request("seeded", origin.url("/api/rev"), &[""]);
+    confirmed.seeds = vec![seed("\"rev-1\"")];
+    let (progress, rx) = watch::channel(SnapshotProgress::default());
+    let replica = snapshot.copy(&confirmed, &progress).await.unwrap();
+    assert_eq!(origin.revisioned.lock().unwrap().last_if_none_match.as_deref(), Some("\"rev-1\""));
+    let p = rx.borrow().clone();
+    assert_eq!((p.bytes_copied, p.bytes_seeded, p.resources_done), (0, 22, 1), "{p:?}");
+    assert_eq!(replica.manifest.total_bytes, 22);
+    let id = ReplicaId::new("seeded").unwrap();
+    let stored = snapshot.store().get(&id, &ResourceKey::for_variant("")).await.unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(header_str(&stored.headers, header::ETAG), Some("\"rev-1\""));
+    assert_eq!(header_str(&stored.headers, header::CONTENT_TYPE), Some("text/plain"));
+    assert_eq!(header_str(&stored.headers, header::LAST_MODIFIED), Some(LAST_MODIFIED), "the 304's validator");
+    assert_eq!(read_body(stored.body).await, b"kept by the data plane");
+
+    // A seed the origin no longer has: its 200 is copied as usual.
+    let mut stale = request("stale", origin.url("/api/rev"), &[""]);
+    stale.seeds = vec![seed("\"rev-0\"")];
+    let (progress, rx) = watch::channel(SnapshotProgress::default());
+    snapshot.copy(&stale, &progress).await.unwrap();
+    assert_eq!(origin.revisioned.lock().unwrap().last_if_none_match.as_deref(), Some("\"rev-0\""));
+    assert_eq!((rx.borrow().bytes_copied, rx.borrow().bytes_seeded), (14, 0));
+    let id = ReplicaId::new("stale").unwrap();
+    let stored = snapshot.store().get(&id, &ResourceKey::for_variant("")).await.unwrap();
+    assert_eq!(read_body(stored.body).await, b"first revision");
 }

@@ -181,10 +181,13 @@ pub struct ViewMigration {
     pub executed_s: Option<f64>,
     /// Bytes held by the replica (its stored resources).
     pub bytes: u64,
+    /// Of those, bytes that crossed the link during the copy: the rest came from answers
+    /// the reading node had kept from its clients' reads, confirmed by the origin (`304`).
+    pub link_bytes: u64,
     /// Resources copied.
     pub variants: usize,
-    /// The link's yardstick for this copy: bytes / bandwidth plus a round trip per
-    /// resource and the handshake, in seconds.
+    /// The link's yardstick for this copy: the bytes that crossed the link / bandwidth,
+    /// plus a round trip per resource and the handshake, in seconds.
     pub estimate_s: f64,
 }
 
@@ -281,7 +284,13 @@ impl Outcome {
         }
         if let (Some(w), Some(e)) = (d.copy_window_s, d.copy_estimate_s) {
             let bytes: u64 = d.migrations.iter().map(|m| m.bytes).sum();
-            let _ = write!(out, "  copies: {w:.1} s for {} (link yardstick {e:.1} s)", human_bytes(bytes));
+            let link: u64 = d.migrations.iter().map(|m| m.link_bytes).sum();
+            let _ = write!(
+                out,
+                "  copies: {w:.1} s for {}, {} of it over the link (link yardstick {e:.1} s)",
+                human_bytes(bytes),
+                human_bytes(link)
+            );
             if let Some(u) = d.copy_window_link_use {
                 let _ = write!(out, "; the links ran at {:.0} % of their bandwidth meanwhile", u * 100.0);
             }
@@ -649,6 +658,7 @@ async fn drive(
             let id = r["id"].as_str().unwrap_or_default();
             let bytes = directory_bytes(&nodes[client].data_dir.join("replicas").join(id));
             let variants = r["variants"].as_array().map_or(1, Vec::len);
+            let link_bytes = bytes.saturating_sub(r["seededBytes"].as_u64().unwrap_or(0));
             let at =
                 |kind: &str| events.first(client, &view, kind).map(|ms| (ms as f64 - activation_ms as f64) / 1000.0);
             migrations.push(ViewMigration {
@@ -658,9 +668,10 @@ async fn drive(
                 executed_s: events
                     .last(client, &view, "executed")
                     .map(|ms| (ms as f64 - activation_ms as f64) / 1000.0),
-                estimate_s: link.transfer_estimate(bytes, variants as u32).as_secs_f64(),
+                estimate_s: link.transfer_estimate(link_bytes, variants as u32).as_secs_f64(),
                 view,
                 bytes,
+                link_bytes,
                 variants,
             });
         }
@@ -688,7 +699,7 @@ async fn drive(
             continue;
         }
         let link = scenario.link_profile(client, origin).context("no link between a reader and its origin")?;
-        let bytes: u64 = mine.iter().map(|m| m.bytes).sum();
+        let bytes: u64 = mine.iter().map(|m| m.link_bytes).sum();
         // Copies of one city share its link; the resources of a view go in parallel, the
         // views one after another: a round trip per view.
         let estimate = link.transfer_estimate(bytes, mine.len() as u32).as_secs_f64();

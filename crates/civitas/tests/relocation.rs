@@ -295,6 +295,10 @@ async fn a_hot_slow_view_moves_to_its_consumers_stays_fresh_and_falls_back_to_it
     assert_eq!(items[0]["view"], SLOW_VIEW);
     assert!(items.iter().all(|r| r["view"] != FAST_VIEW));
     assert_eq!(items[0]["strategy"], "revalidate", "the origin sends ETags");
+    // V's data plane had kept the view's answer from the reads it forwarded: the copy asked
+    // the origin whether it held (a 304) instead of fetching the body again.
+    assert!(items[0]["bytes"].as_u64().unwrap() >= 20_000, "{replicas}");
+    assert_eq!(items[0]["seededBytes"], items[0]["bytes"], "the copy starts from the kept answer: {replicas}");
     let (_, instance, _) = read(&v, "heights").await;
     assert_eq!(instance, ORIGIN, "the fast view stays at its origin");
 

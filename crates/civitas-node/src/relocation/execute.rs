@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use civitas_catalog::ApplyOptions;
 use civitas_model::{DataUnit, Document, Kind, Urn, View};
 use civitas_placement::migration::MigrationPlan;
-use civitas_replica::{ObjectRequest, ReplicaId, SnapshotProgress, SnapshotRequest};
+use civitas_replica::{ObjectRequest, ReplicaId, Seed, SnapshotProgress, SnapshotRequest};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -119,6 +119,7 @@ impl Relocation {
             validated_at_unix_ms: 0,
             generation: 0,
             bytes: 0,
+            seeded_bytes: 0,
             refreshes: 0,
             refresh_failures: 0,
             last_error: None,
@@ -157,6 +158,7 @@ impl Relocation {
                 replica_id: id.clone(),
                 endpoint: record.source.clone(),
                 variants: record.variants.clone(),
+                seeds: self.seeds(&record),
             };
             snapshot.copy(&request, &progress).await
         };
@@ -187,6 +189,7 @@ impl Relocation {
         record.phase = ReplicaPhase::Copied;
         record.last_error = None;
         record.bytes = replica.manifest.total_bytes;
+        record.seeded_bytes = progress.borrow().bytes_seeded;
         record.validated_at_unix_ms = replica
             .resources
             .iter()
@@ -253,6 +256,28 @@ impl Relocation {
                 Err(format!("DELETE {url}: {status}: {}", body.chars().take(500).collect::<String>()))
             }
         }
+    }
+
+    /// The answers of the record's variants that this node's data plane kept from its
+    /// clients' reads: the copy asks the source whether they still hold before fetching.
+    fn seeds(&self, record: &ReplicaRecord) -> Vec<Seed> {
+        let kept = &self.inner.deps.kept;
+        record
+            .variants
+            .iter()
+            .filter_map(|variant| {
+                let answer = kept.find(&record.view, variant)?;
+                tracing::debug!(view = %record.view, variant, bytes = answer.body.len(), age_ms = answer.age.as_millis() as u64,
+                    "copy starts from a kept answer");
+                Some(Seed {
+                    variant: variant.clone(),
+                    etag: answer.etag,
+                    content_type: answer.content_type,
+                    last_modified: answer.last_modified,
+                    body: answer.body,
+                })
+            })
+            .collect()
     }
 
     /// The update strategy, refresh period and staleness bound for a view (see

@@ -76,6 +76,8 @@ pub struct RelocationDeps {
     pub sql: Option<SqlReplicaDeps>,
     /// The data plane's board of copies under way (reads of a view being copied may wait).
     pub copies: civitas_dataplane::CopyBoard,
+    /// The answers the data plane keeps: a copy starts from them (`execute.rs`).
+    pub kept: civitas_dataplane::KeptAnswers,
 }
 
 /// Why an operator's request was refused.

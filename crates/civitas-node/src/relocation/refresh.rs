@@ -350,6 +350,7 @@ impl Relocation {
             replica_id: id.clone(),
             endpoint: record.source.clone(),
             variants: record.variants.clone(),
+            seeds: Vec::new(),
         };
         let replica = self.copiers(record).0.copy(&request, &progress).await.map_err(|e| format!("full copy: {e}"))?;
         let old =

@@ -152,6 +152,10 @@ pub struct ReplicaRecord {
     pub generation: u64,
     /// Bytes stored.
     pub bytes: u64,
+    /// Of those, bytes the first copy took from answers the data plane had kept, after
+    /// the source confirmed them (`304`), instead of fetching them again.
+    #[serde(default)]
+    pub seeded_bytes: u64,
     /// Successful refreshes.
     pub refreshes: u64,
     /// Failed refreshes.
@@ -271,6 +275,7 @@ mod tests {
             validated_at_unix_ms: 10_000,
             generation: 1,
             bytes: 5,
+            seeded_bytes: 0,
             refreshes: 0,
             refresh_failures: 0,
             last_error: None,

@@ -56,6 +56,26 @@ pub struct SnapshotRequest {
     /// written (a trailing slash neither added nor removed), plus the query; the others at
     /// `endpoint` without its trailing slash, then the variant. Duplicates are copied once.
     pub variants: Vec<String>,
+    /// Answers of some variants already at hand (the node's data plane kept them from its
+    /// clients' reads): such a variant is asked for with `If-None-Match`, and on `304` the
+    /// seed's body is stored instead of crossing the link again. A changed variant gets a
+    /// `200` and is copied as usual, so the source decides, as on every refresh.
+    pub seeds: Vec<Seed>,
+}
+
+/// A known answer of one variant (see [`SnapshotRequest::seeds`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    /// The variant, as in [`SnapshotRequest::variants`].
+    pub variant: String,
+    /// Its strong `ETag`.
+    pub etag: String,
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its `Last-Modified`.
+    pub last_modified: Option<String>,
+    /// Its body.
+    pub body: bytes::Bytes,
 }
 
 /// Progress of one copy, published on a `watch` channel: the latest value wins, so a slow
@@ -68,6 +88,8 @@ pub struct SnapshotProgress {
     pub resources_done: usize,
     /// Body bytes received so far, over all resources.
     pub bytes_copied: u64,
+    /// Body bytes taken from seeds the source confirmed (not received).
+    pub bytes_seeded: u64,
 }
 
 /// The outcome of a [`HttpSnapshot::revalidate`].
@@ -144,7 +166,8 @@ impl HttpSnapshot {
                 Some(q) if q.is_empty() || q.starts_with('?') => format!("{}{q}", request.endpoint),
                 _ => join(base, &variant),
             };
-            async move { self.fetch_new(writer_ref, &variant, url, progress).await }
+            let seed = request.seeds.iter().find(|s| s.variant == variant);
+            async move { self.fetch_new(writer_ref, &variant, url, seed, progress).await }
         }))
         .buffer_unordered(self.config.concurrency.max(1))
         .try_collect::<Vec<ResourceMeta>>()
@@ -206,11 +229,38 @@ impl HttpSnapshot {
         writer: &ReplicaWriter,
         variant: &str,
         url: String,
+        seed: Option<&Seed>,
         progress: &watch::Sender<SnapshotProgress>,
     ) -> Result<ResourceMeta> {
         let replica = writer.id().as_str();
-        let response = self.client.get(&url).send().await.map_err(|source| fetch_err(replica, &url, source))?;
+        let mut request = self.client.get(&url);
+        if let Some(seed) = seed {
+            request = request.header(header::IF_NONE_MATCH, &seed.etag);
+        }
+        let response = request.send().await.map_err(|source| fetch_err(replica, &url, source))?;
         let status = response.status();
+        if let Some(seed) = seed.filter(|_| status == StatusCode::NOT_MODIFIED) {
+            let text = |name: header::HeaderName| {
+                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            };
+            // The 304's own validators win (RFC 9111 §4.3.4); the rest is the seed's.
+            let head = ResourceHead {
+                variant: variant.to_owned(),
+                source_url: url,
+                status: StatusCode::OK.as_u16(),
+                content_type: seed.content_type.clone(),
+                etag: text(header::ETAG).or_else(|| Some(seed.etag.clone())),
+                last_modified: text(header::LAST_MODIFIED).or_else(|| seed.last_modified.clone()),
+            };
+            let mut resource = writer.create_resource(&ResourceKey::for_variant(variant)).await?;
+            resource.write(&seed.body).await?;
+            let meta = resource.finish(head).await?;
+            progress.send_modify(|p| {
+                p.resources_done += 1;
+                p.bytes_seeded += seed.body.len() as u64;
+            });
+            return Ok(meta);
+        }
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
             return Err(ReplicaError::Status { replica: replica.to_owned(), url, status: status.as_u16() });
         }
