@@ -215,9 +215,15 @@ impl Relocation {
             }
             Some(owner) => {
                 let url = format!("{owner}/api/v1/instances/{}", record.instance);
-                let response = inner
-                    .http
+                // The copier's client (peer token and all): the connection the copy has
+                // just used to the owner's node carries the registration, without a new
+                // handshake over the link.
+                let response = self
+                    .copiers(record)
+                    .0
+                    .client()
                     .put(&url)
+                    .timeout(std::time::Duration::from_secs(30))
                     .json(&doc)
                     .send()
                     .await

@@ -123,6 +123,12 @@ impl HttpSnapshot {
         Ok(HttpSnapshot { store, client, config })
     }
 
+    /// The HTTP client it copies with (its default headers are the config's): a caller
+    /// that talks to the same source right after a copy reuses its connection.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// The store written to.
     pub fn store(&self) -> &ReplicaStore {
         &self.store
