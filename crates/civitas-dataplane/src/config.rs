@@ -64,7 +64,8 @@ pub struct DataPlaneConfig {
     pub upstream_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Bytes of bodies the validation cache may hold (`0` switches it off): the last
     /// answer to a plain `GET` with a strong `ETag`, revalidated upstream with
-    /// `If-None-Match` on every request, so that an unchanged answer crosses as a `304`
+    /// `If-None-Match` on every request while revalidation is on, so that an unchanged
+    /// answer crosses as a `304`; kept (not used) while it is off, for [`crate::KeptAnswers`]
     /// (see `revalidate.rs`). Default 64 MiB.
     pub validation_cache_bytes: usize,
     /// Largest body the validation cache keeps. Default 4 MiB.

@@ -486,7 +486,8 @@ pub struct DataPlaneSettings {
     pub via: String,
     /// Bytes the validation cache may hold; `0` switches it off. It keeps the last answer to
     /// a plain `GET` with a strong `ETag` and revalidates it upstream on every request
-    /// (`If-None-Match`), so an unchanged answer crosses as a `304`. Default 67,108,864 (64 MiB).
+    /// (`If-None-Match`) while the SDD is active, so an unchanged answer crosses as a `304`;
+    /// copies of views to this node start from the kept answers. Default 67,108,864 (64 MiB).
     pub validation_cache_bytes: usize,
     /// Largest body the validation cache keeps. Default 4,194,304 (4 MiB).
     pub validation_cache_max_entry_bytes: usize,
