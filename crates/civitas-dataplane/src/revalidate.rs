@@ -486,6 +486,33 @@ mod tests {
     }
 
     #[test]
+    fn kept_answers_are_found_by_view_and_variant_and_kept_at_most_once_per_interval() {
+        let c = Arc::new(ValidationCache::new(1 << 20, 1000).unwrap());
+        let view = Arc::new(Urn::parse("urn:city:buildings:blocks").unwrap());
+        let variant = PathAndQuery::from_static("/?limit=5");
+        let keep = |accept: &str, body: &'static [u8]| {
+            let key =
+                ValidationCache::key(&Method::GET, &uri("http://o/blocks?limit=5"), &headers(&[("accept", accept)]))
+                    .unwrap();
+            assert!(c.keep_due(&key), "nothing kept under {accept} yet");
+            let etag = HeaderValue::from_static("\"1\"");
+            let mut cap = c.capture(key.clone(), Some((Arc::clone(&view), variant.clone())), etag, HeaderMap::new(), 3);
+            assert_eq!(cap.push(body), CaptureState::Complete);
+            cap.finish();
+            assert!(!c.keep_due(&key), "just kept: not again within the interval");
+        };
+        keep("application/json", b"old");
+        keep("*/*", b"new");
+        let kept = KeptAnswers::new(Some(Arc::clone(&c)));
+        let found = kept.find(&view, "/?limit=5").unwrap();
+        assert_eq!(&found.body[..], b"new", "the most recently stored of the view's variant");
+        assert_eq!(found.etag, "\"1\"");
+        assert!(kept.find(&view, "/").is_none());
+        assert!(kept.find(&Urn::parse("urn:city:buildings:other").unwrap(), "/?limit=5").is_none());
+        assert!(KeptAnswers::new(None).find(&view, "/?limit=5").is_none(), "switched off");
+    }
+
+    #[test]
     fn the_byte_budget_evicts_the_least_recently_used() {
         // One shard's budget is max / 16: 100 bytes here.
         let c = Arc::new(ValidationCache::new(1600, 100).unwrap());
