@@ -246,9 +246,7 @@ impl HttpSnapshot {
         let response = request.send().await.map_err(|source| fetch_err(replica, &url, source))?;
         let status = response.status();
         if let Some(seed) = seed.filter(|_| status == StatusCode::NOT_MODIFIED) {
-            let text = |name: header::HeaderName| {
-                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
-            };
+            let text = |name| header_text(response.headers(), name);
             // The 304's own validators win (RFC 9111 §4.3.4); the rest is the seed's.
             let head = ResourceHead {
                 variant: variant.to_owned(),
@@ -287,17 +285,16 @@ async fn stream_body(
     url: String,
     progress: Option<&watch::Sender<SnapshotProgress>>,
 ) -> Result<ResourceMeta> {
-    let header_text =
-        |name: header::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = |name| header_text(response.headers(), name);
     let head = ResourceHead {
         variant: variant.to_owned(),
         source_url: url.clone(),
         status: response.status().as_u16(),
-        content_type: header_text(header::CONTENT_TYPE),
-        etag: header_text(header::ETAG),
-        last_modified: header_text(header::LAST_MODIFIED),
+        content_type: text(header::CONTENT_TYPE),
+        etag: text(header::ETAG),
+        last_modified: text(header::LAST_MODIFIED),
     };
-    let expected = header_text(header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    let expected = text(header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
     while let Some(chunk) = response.chunk().await.map_err(|source| fetch_err(replica, &url, source))? {
         resource.write(&chunk).await?;
         if let Some(progress) = progress {
@@ -315,6 +312,11 @@ async fn stream_body(
         });
     }
     resource.finish(head).await
+}
+
+/// A header's value as text (`None` when absent or not visible ASCII).
+fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn join(base: &str, variant: &str) -> String {
